@@ -1,0 +1,107 @@
+"""Network architectures behind one interface: a frozen-able trunk and a trainable tail.
+
+The reference design is torchvision's MobileNetV2 with ImageNet weights. A network is split at
+``trunk_blocks``: the trunk (early feature blocks) can be run once and its output cached, the tail
+(late blocks, pooling and the classifier) is what training fine-tunes on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+IMAGENET_CHECKPOINTS = {"mobilenet_v2": "mobilenet_v2-b0353104.pth"}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one backbone and where to split it.
+
+    Attributes:
+        name: Registry name stored in model files.
+        build: Callable(num_classes, pretrained) returning the full network.
+        trunk_blocks: Number of ``features`` blocks in the cacheable trunk.
+        feature_dim: Width of the pooled features fed to the classifier.
+        target_layer: Index into ``features`` used for Grad-CAM style heatmaps.
+    """
+
+    name: str
+    build: Callable[[int, bool], nn.Module]
+    trunk_blocks: int
+    feature_dim: int
+    target_layer: int
+
+
+def _mobilenet_v2(num_classes: int, pretrained: bool) -> nn.Module:
+    from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+
+    if pretrained:
+        from skinstation.inference.imagenet import ensure_imagenet_weights
+
+        ensure_imagenet_weights("mobilenet_v2")
+        model = mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1)
+    else:
+        model = mobilenet_v2(weights=None)
+    model.classifier[1] = nn.Linear(model.last_channel, num_classes)
+    return model
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "mobilenet_v2": Architecture(
+        name="mobilenet_v2",
+        build=_mobilenet_v2,
+        trunk_blocks=14,
+        feature_dim=1280,
+        target_layer=18,
+    ),
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    """Look up an architecture by registry name.
+
+    Raises:
+        ValueError: If the name is unknown.
+    """
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ValueError(f"unknown architecture {name!r} (known: {known})") from None
+
+
+def build_network(name: str, num_classes: int, pretrained: bool = False) -> nn.Module:
+    """Build a full network (``features`` + ``classifier``) of the named architecture."""
+    return get_architecture(name).build(num_classes, pretrained)
+
+
+class Trunk(nn.Module):
+    """The first ``blocks`` feature blocks of a network (shares parameters with it)."""
+
+    def __init__(self, network: nn.Module, blocks: int) -> None:
+        super().__init__()
+        self.blocks = network.features[:blocks]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Map normalised images to the trunk's feature maps."""
+        return self.blocks(images)
+
+
+class Tail(nn.Module):
+    """The remaining feature blocks, global pooling and classifier (shares parameters)."""
+
+    def __init__(self, network: nn.Module, blocks: int) -> None:
+        super().__init__()
+        self.blocks = network.features[blocks:]
+        self.classifier = network.classifier
+
+    def pooled(self, trunk_features: torch.Tensor) -> torch.Tensor:
+        """Return the pooled features the classifier sees."""
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.blocks(trunk_features), 1), 1)
+
+    def forward(self, trunk_features: torch.Tensor) -> torch.Tensor:
+        """Map trunk features to class logits."""
+        return self.classifier(self.pooled(trunk_features))

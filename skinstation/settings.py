@@ -1,0 +1,198 @@
+"""The one settings object shared by the station, the engine, training and the CLI.
+
+Values come, in increasing priority, from the defaults below, an optional TOML file
+(``SKINSTATION_CONFIG`` or ``<home>/settings.toml``) and ``SKINSTATION_*`` environment
+variables. Secrets never live here: station credentials go to the OS keyring.
+
+Example TOML::
+
+    data_dir = "../shared/data"
+    database_url = "sqlite:////var/lib/skinstation/station.db"
+
+    [quality]
+    min_focus = 60.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skinstation.resources import DEFAULT_MODEL_PATH
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the capture-quality checks run before classification."""
+
+    min_focus: float = 40.0
+    min_brightness: float = 40.0
+    max_brightness: float = 225.0
+    max_clipped_fraction: float = 0.25
+    max_glare_fraction: float = 0.08
+    min_lesion_fraction: float = 0.01
+    max_lesion_border_fraction: float = 0.6
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Operator login policy."""
+
+    max_failed_logins: int = 5
+    lockout_minutes: float = 15.0
+    session_timeout_minutes: float = 15.0
+    min_password_length: int = 10
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """Which frame source the station opens and how."""
+
+    source: str = "auto"
+    simulator_folder: str = ""
+    width: int = 1280
+    height: int = 960
+    exposure: float | None = None
+    illuminator_port: str = ""
+    bands: tuple[str, ...] = (
+        "white",
+        "cross_polarised",
+        "uv_365",
+        "violet_405",
+        "amber_590",
+        "red_660",
+        "nir_850",
+    )
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Where and how the station syncs to the central engine."""
+
+    engine_url: str = ""
+    verify_tls: bool = True
+    ca_bundle: str = ""
+    interval_seconds: float = 60.0
+    send_patient_names: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable in SkinStation, in one typed object.
+
+    Attributes:
+        home: Folder for the station's database, images, caches and received models.
+        data_dir: Root of the labelled image data (e.g. ``../shared/data``); ``None`` if unset.
+        database_url: SQLAlchemy URL of the local database; SQLite in ``home`` by default.
+        model_path: Model file the station classifies with.
+        station_id: This station's identifier, stored with every capture.
+        language: UI and guidance language (``en`` or ``ko``).
+        torch_threads: Threads PyTorch may use for inference.
+        idle_lock_minutes: The UI locks after this long without input.
+        target_referral_sensitivity: Skin-cancer sensitivity the referral threshold is fitted to.
+    """
+
+    home: Path = field(default_factory=lambda: Path.home() / ".local/share/skinstation")
+    data_dir: Path | None = None
+    database_url: str = ""
+    model_path: Path = DEFAULT_MODEL_PATH
+    station_id: str = "station-1"
+    language: str = "en"
+    torch_threads: int = 2
+    idle_lock_minutes: float = 5.0
+    target_referral_sensitivity: float = 0.95
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'station.db'}")
+
+    @property
+    def images_dir(self) -> Path:
+        """Content-addressed store of captured images."""
+        return self.home / "images"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Recomputable caches (backbone features, thumbnails)."""
+        return self.home / "cache"
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        config_file: Path | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from defaults, a TOML file, the environment and explicit overrides.
+
+        Args:
+            env: Environment to read ``SKINSTATION_*`` variables from (``os.environ`` if None).
+            config_file: TOML file; defaults to ``SKINSTATION_CONFIG`` or ``<home>/settings.toml``.
+            **overrides: Top-level fields that win over everything else.
+
+        Returns:
+            The settings.
+
+        Raises:
+            ValueError: On an unknown key or a value of the wrong type.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        home = Path(env["SKINSTATION_HOME"]) if env.get("SKINSTATION_HOME") else None
+        if config_file is None and env.get("SKINSTATION_CONFIG"):
+            config_file = Path(env["SKINSTATION_CONFIG"])
+        if config_file is None:
+            candidate = (home or cls().home) / "settings.toml"
+            config_file = candidate if candidate.is_file() else None
+        if config_file is not None:
+            with open(config_file, "rb") as handle:
+                values.update(tomllib.load(handle))
+        for name in ("home", "data_dir", "database_url", "model_path", "station_id", "language"):
+            key = f"SKINSTATION_{name.upper()}"
+            if env.get(key):
+                values[name] = env[key]
+        values.update(overrides)
+        return _build(cls, values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed (sections may be given as dicts)."""
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if "home" in changes and "database_url" not in changes:
+            current["database_url"] = ""
+        current.update(changes)
+        return _build(Settings, current)
+
+
+def _build(kind: type, values: Mapping[str, Any]) -> Any:
+    """Instantiate dataclass ``kind`` from a mapping, converting paths, tuples and sections."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown setting(s) for {kind.__name__}: {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        spec = fields[name]
+        default = spec.default
+        if default is dataclasses.MISSING and spec.default_factory is not dataclasses.MISSING:
+            default = spec.default_factory()
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            value = _build(type(default), value)
+        elif isinstance(default, Path) or name in ("home", "data_dir", "model_path"):
+            value = Path(value).expanduser() if value not in (None, "") else None
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            value = str(value).lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            value = type(default)(value)
+        kwargs[name] = value
+    return kind(**kwargs)

@@ -1,0 +1,1 @@
+"""The learning unit: data sources, splits, training, calibration and evaluation reports."""
