@@ -260,7 +260,9 @@ def load_source(
     spec: str, skip_bad: bool = False, verify_images: bool = False, data_dir: Path | None = None
 ) -> tuple[list[Record], LoadReport]:
     """Load a source from a spec (``kind:path`` or a path; relative to ``data_dir`` if given)."""
-    kind, _, location = spec.partition(":") if spec.split(":", 1)[0] in LOADERS else ("", "", spec)
+    kind, sep, location = spec.partition(":")
+    if not sep or kind not in LOADERS:
+        kind, location = "", spec
     path = Path(location).expanduser()
     if not path.is_absolute() and data_dir is not None and not path.exists():
         path = data_dir / path

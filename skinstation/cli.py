@@ -1,0 +1,198 @@
+"""The ``skinstation`` command line: train, evaluate, predict (and the station/engine apps).
+
+Each subcommand parses arguments, calls one service function and prints the result; no logic
+lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from skinstation.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    return Settings.load(**overrides)
+
+
+def _resolve_source(spec: str, settings: Settings) -> str:
+    """Resolve a source spec's path against the data dir when it is relative and not local."""
+    kind, sep, location = spec.partition(":")
+    if not sep or len(kind) == 1:
+        kind, location = "", spec
+    path = Path(location)
+    if not path.is_absolute() and not path.exists() and settings.data_dir is not None:
+        path = settings.data_dir / path
+    return f"{kind}:{path}" if kind else str(path)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train, calibrate, evaluate and save a model file."""
+    from skinstation.inference.preprocessing import PreprocessConfig
+    from skinstation.training.pipeline import BuildRequest, build_model
+    from skinstation.training.trainer import TrainConfig
+
+    settings = _settings(args)
+    preprocess = PreprocessConfig(size=args.size, hair_removal=not args.no_hair_removal)
+    config = TrainConfig(
+        architecture=args.architecture, preprocess=preprocess, views=args.views,
+        head_epochs=args.head_epochs, finetune_epochs=args.epochs, seed=args.seed,
+        threads=args.threads, class_weighting=args.class_weighting,
+    )
+    request = BuildRequest(
+        source=_resolve_source(args.data, settings), split_path=Path(args.split),
+        output=Path(args.out), config=config,
+        eval_sources=[_resolve_source(s, settings) for s in args.eval],
+        target_sensitivity=args.target_sensitivity, false_rejection=args.false_rejection,
+        report_dir=Path(args.report) if args.report else None, version=args.version,
+        cache_dir=Path(args.cache) if args.cache else settings.cache_dir / "features",
+    )
+    metadata = build_model(request)
+    print(f"saved {args.out} (version {metadata.model_version}, sha256 "
+          f"{metadata.content_sha256[:16]}…)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model file on a data source and write the report."""
+    from skinstation.inference.classifier import Classifier
+    from skinstation.training.evaluation import compute_metrics, run_model
+    from skinstation.training.pipeline import summary_line
+    from skinstation.training.report import write_report
+    from skinstation.training.sources import load_source
+    from skinstation.training.splits import load_split
+
+    settings = _settings(args)
+    classifier = Classifier.load(args.model or settings.model_path, threads=args.threads)
+    records, report = load_source(_resolve_source(args.data, settings), skip_bad=args.skip_bad,
+                                  verify_images=args.skip_bad)
+    print(report.summary())
+    if args.split:
+        records = load_split(args.split, records).select(records, args.subset)
+    if not records:
+        print("error: no records to evaluate", file=sys.stderr)
+        return 2
+    outputs = run_model(classifier, records)
+    metrics = compute_metrics(outputs, classifier.taxonomy, classifier.temperature,
+                              classifier.referral_threshold, n_boot=args.bootstrap)
+    html_path = write_report(metrics, list(classifier.taxonomy.classes), args.report,
+                             f"{classifier.version} on {args.data}")
+    print(summary_line(args.subset if args.split else "all", metrics))
+    per_class = ", ".join(f"{c} {m['sensitivity']:.3f}" for c, m in metrics["per_class"].items())
+    print(f"per-class sensitivity: {per_class}")
+    rule = metrics["decision_rule"]
+    print(f"decision rule: coverage {rule['coverage']:.3f}, accuracy on decided "
+          f"{rule['accuracy_on_decided']:.3f}")
+    print(f"report: {html_path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Classify image files and print fine classes, groups and the decision."""
+    from skinstation.inference.classifier import Classifier
+    from skinstation.inference.preprocessing import ImageDecodeError, decode_image
+
+    settings = _settings(args)
+    classifier = Classifier.load(args.model or settings.model_path, threads=args.threads)
+    status = 0
+    for image_path in args.images:
+        try:
+            prediction = classifier.classify(decode_image(image_path))
+        except ImageDecodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            print(json.dumps({"image": image_path, **prediction.to_dict(args.language)}))
+            continue
+        print(f"{image_path}")
+        for code, p in sorted(prediction.class_probs.items(), key=lambda kv: -kv[1]):
+            print(f"  {code:6s} {p:6.3f}  {classifier.taxonomy.class_names[code]}")
+        for code, p in prediction.group_probs.items():
+            print(f"  group {code:14s} {p:6.3f}")
+        print(f"  decision: {prediction.decision} ({prediction.decision_text(args.language)})")
+        if prediction.referral:
+            print(f"  SAFETY REFERRAL: p(skin cancer) >= {prediction.referral_threshold:.3f}")
+        print(f"  guidance: {prediction.guidance(args.language)}")
+        print(f"  model {prediction.model_version}; {prediction.to_dict()['notice']}")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="skinstation", description=__doc__)
+    parser.add_argument("--data-dir", help="root of the image data (e.g. ../shared/data)")
+    commands = parser.add_subparsers(dest="command")
+
+    train = commands.add_parser("train", help="train and evaluate a model file")
+    train.add_argument("--data", default="ham10000:ham10000",
+                       help="source spec, e.g. ham10000:../shared/data/ham10000")
+    train.add_argument("--split", default="resources/splits/ham10000.csv")
+    train.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    train.add_argument("--eval", action="append", default=[],
+                       help="extra source evaluated in full (repeatable)")
+    train.add_argument("--architecture", default="mobilenet_v2")
+    train.add_argument("--size", type=int, default=224)
+    train.add_argument("--no-hair-removal", action="store_true")
+    train.add_argument("--views", type=int, default=4, help="augmented views per image")
+    train.add_argument("--head-epochs", type=int, default=30)
+    train.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs")
+    train.add_argument("--class-weighting", default="balanced",
+                       choices=["balanced", "sqrt", "none"])
+    train.add_argument("--target-sensitivity", type=float, default=0.95)
+    train.add_argument("--false-rejection", type=float, default=0.05)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--version", default="")
+    train.add_argument("--report", default="", help="report folder (default <out>.reports)")
+    train.add_argument("--cache", default="", help="feature cache folder")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a model on a data source")
+    evaluate.add_argument("--model", default="", help="model file (default: settings model)")
+    evaluate.add_argument("--data", required=True, help="source spec or path")
+    evaluate.add_argument("--split", default="", help="split file; evaluate only --subset")
+    evaluate.add_argument("--subset", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--report", default="evaluation-report")
+    evaluate.add_argument("--skip-bad", action="store_true", help="skip and count bad rows")
+    evaluate.add_argument("--bootstrap", type=int, default=1000)
+    evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="classify image files")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--model", default="")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("--language", default="en", choices=["en", "ko"])
+    predict.add_argument("--threads", type=int, default=2)
+    predict.set_defaults(handler=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``skinstation`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from skinstation.inference.model_file import ModelFileError
+    from skinstation.training.sources import DataSourceError
+    from skinstation.training.splits import SplitError
+
+    try:
+        return args.handler(args)
+    except (ModelFileError, DataSourceError, SplitError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

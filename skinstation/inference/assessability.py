@@ -1,0 +1,123 @@
+"""Is this image something the model can judge? An out-of-distribution score and threshold.
+
+Method ``mahalanobis`` (Lee et al., 2018): the pooled network features are projected onto
+their first ``k`` principal components (fitted on training images), and the score is the
+smallest Mahalanobis distance to a class mean under the shared within-class covariance.
+Method ``energy`` (Liu et al., 2020): ``-T·logsumexp(logits / T)``. Higher scores mean less
+like the training data. The threshold is fitted on in-distribution validation images at a
+stated false-rejection rate; above it the image is reported as "not assessable".
+
+The fitted statistics travel inside the model file as tensors named ``assess.*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+STATE_PREFIX = "assess."
+
+
+@dataclass
+class AssessabilityModel:
+    """Scores images for out-of-distribution-ness and applies the rejection threshold.
+
+    Attributes:
+        method: ``mahalanobis``, ``energy`` or ``none`` (accept everything).
+        threshold: Scores above it are rejected (None = never reject).
+        temperature: Temperature for the energy score.
+        mean: Feature mean (d,) for the PCA projection.
+        projection: (d, k) principal directions.
+        class_means: (classes, k) class means in the projected space.
+        precision: (k, k) inverse shared covariance.
+    """
+
+    method: str = "none"
+    threshold: float | None = None
+    temperature: float = 1.0
+    mean: np.ndarray | None = None
+    projection: np.ndarray | None = None
+    class_means: np.ndarray | None = None
+    precision: np.ndarray | None = None
+
+    @classmethod
+    def fit_mahalanobis(
+        cls, features: np.ndarray, labels: np.ndarray, num_classes: int, components: int = 64,
+        shrinkage: float = 0.05,
+    ) -> AssessabilityModel:
+        """Fit PCA, class means and the shrunk shared covariance on training features."""
+        features = np.asarray(features, np.float64)
+        mean = features.mean(0)
+        centred = features - mean
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        components = min(components, vt.shape[0])
+        projection = vt[:components].T
+        projected = centred @ projection
+        class_means = np.stack([
+            projected[labels == c].mean(0) if np.any(labels == c) else np.zeros(components)
+            for c in range(num_classes)
+        ])
+        residual = projected - class_means[labels]
+        covariance = residual.T @ residual / max(len(residual) - 1, 1)
+        identity = np.eye(components) * np.trace(covariance) / components
+        covariance = (1 - shrinkage) * covariance + shrinkage * identity
+        return cls("mahalanobis", None, 1.0, mean, projection, class_means,
+                   np.linalg.inv(covariance))
+
+    def scores(self, pooled: np.ndarray, logits: np.ndarray) -> list[float | None]:
+        """Out-of-distribution score of each image (None for method ``none``)."""
+        if self.method == "none":
+            return [None] * len(logits)
+        if self.method == "energy":
+            scaled = np.asarray(logits, np.float64) / self.temperature
+            peak = scaled.max(1, keepdims=True)
+            energy = -self.temperature * (peak[:, 0] + np.log(np.exp(scaled - peak).sum(1)))
+            return [float(v) for v in energy]
+        if self.method == "mahalanobis":
+            assert self.mean is not None and self.projection is not None
+            assert self.class_means is not None and self.precision is not None
+            z = (np.asarray(pooled, np.float64) - self.mean) @ self.projection
+            diff = z[:, None, :] - self.class_means[None, :, :]
+            distances = np.einsum("nck,kl,ncl->nc", diff, self.precision, diff)
+            return [float(v) for v in distances.min(1)]
+        raise ValueError(f"unknown assessability method {self.method!r}")
+
+    def accepts(self, score: float | None) -> bool:
+        """True unless the score is above the threshold."""
+        return score is None or self.threshold is None or score <= self.threshold
+
+    def metadata(self, **extra: Any) -> dict[str, Any]:
+        """The model-file metadata entry (method, threshold, temperature + ``extra``)."""
+        return {"method": self.method, "threshold": self.threshold,
+                "temperature": self.temperature, **extra}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Tensors to store in the model file."""
+        if self.method != "mahalanobis":
+            return {}
+        arrays = {"mean": self.mean, "projection": self.projection,
+                  "class_means": self.class_means, "precision": self.precision}
+        return {STATE_PREFIX + k: torch.from_numpy(np.asarray(v, np.float32))
+                for k, v in arrays.items()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, torch.Tensor],
+                   metadata: Mapping[str, Any]) -> AssessabilityModel:
+        """Rebuild from model-file tensors and metadata (``none`` if the model has none)."""
+        method = metadata.get("method", "none")
+        threshold = metadata.get("threshold")
+        model = cls(method, None if threshold is None else float(threshold),
+                    float(metadata.get("temperature", 1.0)))
+        if method == "mahalanobis":
+            try:
+                arrays = {k: state[STATE_PREFIX + k].double().numpy()
+                          for k in ("mean", "projection", "class_means", "precision")}
+            except KeyError as exc:
+                raise ValueError(f"model file lacks assessability tensor {exc}") from None
+            model.mean, model.projection = arrays["mean"], arrays["projection"]
+            model.class_means, model.precision = arrays["class_means"], arrays["precision"]
+        return model

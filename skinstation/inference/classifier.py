@@ -1,0 +1,191 @@
+"""The on-device classifier: a verified model file turned into triage predictions.
+
+``Classifier.load(path)`` verifies the model file, builds the network, and warms it up once.
+``classify(rgb)`` runs the model file's own preprocessing, the network, temperature scaling,
+the larger-than-the-others decision rule, the safety referral threshold and the
+assessability (out-of-distribution) check, and returns a :class:`Prediction`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from skinstation.inference.assessability import AssessabilityModel
+from skinstation.inference.decision import INDETERMINATE, decide
+from skinstation.inference.model_file import ModelMetadata, load_model_file
+from skinstation.inference.network import build_network
+from skinstation.inference.preprocessing import PreprocessConfig, preprocess
+from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy
+from skinstation.inference.texts import text
+
+NOT_ASSESSABLE = "not_assessable"
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` in float64."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    scaled = scaled - scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classification, as every interface (station, engine, API, CLI) reports it.
+
+    Attributes:
+        class_probs: Fine class → calibrated probability (empty when not assessable).
+        group_probs: Triage group → probability (sum of its classes).
+        decision: Rule decision: a group code, ``indeterminate`` or ``not_assessable``.
+        referral: True when p(skin cancer) ≥ the model's referral threshold.
+        referral_threshold: That threshold (None if the model has none).
+        assessable: False when the image is not a skin close-up the model can judge.
+        assessability_score: Out-of-distribution score (higher = less like training data).
+        top_class: Most probable fine class ("" when not assessable).
+        guidance_key: Text key of the guidance shown (the more cautious of rule and referral).
+        model_version: Version of the model file used.
+        seconds: Preprocessing + model + decision time.
+    """
+
+    class_probs: dict[str, float]
+    group_probs: dict[str, float]
+    decision: str
+    referral: bool
+    referral_threshold: float | None
+    assessable: bool
+    assessability_score: float | None
+    top_class: str
+    guidance_key: str
+    model_version: str
+    seconds: float
+
+    def guidance(self, language: str = "en") -> str:
+        """Guidance text in ``language``."""
+        return text(self.guidance_key, language)
+
+    def decision_text(self, language: str = "en") -> str:
+        """The decision in words."""
+        return text(f"decision.{self.decision}", language)
+
+    def to_dict(self, language: str = "en") -> dict[str, Any]:
+        """JSON-ready form including the guidance and the not-a-diagnosis notice."""
+        data = asdict(self)
+        data["decision_text"] = self.decision_text(language)
+        data["guidance"] = self.guidance(language)
+        data["notice"] = text("notice", language)
+        data["referral_text"] = text("referral.flag", language) if self.referral else ""
+        return data
+
+
+def guidance_key(decision: str, referral: bool) -> str:
+    """The more cautious guidance of the rule decision and the referral flag."""
+    if decision == NOT_ASSESSABLE:
+        return "guidance.not_assessable"
+    if decision == SKIN_CANCER:
+        return "guidance.skin_cancer"
+    if referral:
+        return "guidance.referral"
+    return f"guidance.{decision}"
+
+
+class Classifier:
+    """A loaded, verified model ready to classify RGB images."""
+
+    def __init__(self, metadata: ModelMetadata, state: dict[str, torch.Tensor],
+                 threads: int | None = 2) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.metadata = metadata
+        self.taxonomy = Taxonomy.from_dict(metadata.taxonomy)
+        self.preprocess_config = PreprocessConfig.from_dict(metadata.preprocess)
+        if list(self.taxonomy.classes) != list(metadata.classes):
+            raise ValueError("model file classes disagree with its taxonomy")
+        network_state = {k: v for k, v in state.items() if not k.startswith("assess.")}
+        self.network = build_network(metadata.architecture, len(metadata.classes))
+        self.network.load_state_dict(network_state)
+        self.network.eval()
+        self.temperature = float(metadata.temperature)
+        self.assessability = AssessabilityModel.from_state(state, metadata.assessability)
+        threshold = metadata.referral.get("threshold")
+        self.referral_threshold = None if threshold is None else float(threshold)
+        self._group_matrix = self.taxonomy.group_matrix()
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = 2, warm_up: bool = True) -> Classifier:
+        """Load and verify a model file; optionally run one warm-up inference."""
+        metadata, state = load_model_file(path)
+        classifier = cls(metadata, state, threads)
+        if warm_up:
+            classifier.warm_up()
+        return classifier
+
+    @property
+    def version(self) -> str:
+        """The model version string."""
+        return self.metadata.model_version
+
+    def warm_up(self) -> None:
+        """Run one dummy inference so the first real capture is not slowed by lazy init."""
+        size = self.preprocess_config.size
+        self.classify(np.full((size, size, 3), 128, np.uint8))
+
+    @torch.inference_mode()
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Network logits and pooled features of a preprocessed (N, 3, S, S) batch."""
+        features = self.network.features(torch.from_numpy(batch))
+        pooled = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(features, 1), 1)
+        return self.network.classifier(pooled).double().numpy(), pooled.double().numpy()
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities (temperature-scaled softmax)."""
+        return softmax(logits, self.temperature)
+
+    def classify(self, image: np.ndarray) -> Prediction:
+        """Classify one decoded RGB uint8 image."""
+        return self.classify_batch([image])[0]
+
+    def classify_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Classify several decoded RGB uint8 images (one forward pass)."""
+        started = time.perf_counter()
+        batch = np.stack([preprocess(image, self.preprocess_config) for image in images])
+        logits, pooled = self.forward(batch)
+        return self.predictions_from_outputs(logits, pooled, started)
+
+    def predictions_from_outputs(self, logits: np.ndarray, pooled: np.ndarray,
+                                 started: float | None = None) -> list[Prediction]:
+        """Turn network outputs into predictions (decision, referral, assessability)."""
+        probs = self.probabilities(logits)
+        groups = probs @ self._group_matrix
+        scores = self.assessability.scores(pooled, logits)
+        elapsed = (time.perf_counter() - started) / len(probs) if started else 0.0
+        return [self._prediction(p, g, s, elapsed) for p, g, s in zip(probs, groups, scores,
+                                                                     strict=True)]
+
+    def _prediction(self, probs: np.ndarray, groups: np.ndarray, score: float | None,
+                    seconds: float) -> Prediction:
+        assessable = self.assessability.accepts(score)
+        group_probs = {g: float(groups[i]) for i, g in enumerate(self.taxonomy.groups)}
+        if not assessable:
+            return Prediction({}, {}, NOT_ASSESSABLE, False, self.referral_threshold, False,
+                              score, "", guidance_key(NOT_ASSESSABLE, False), self.version,
+                              seconds)
+        decision = decide(group_probs)
+        referral = (self.referral_threshold is not None
+                    and group_probs[SKIN_CANCER] >= self.referral_threshold)
+        class_probs = {c: float(probs[i]) for i, c in enumerate(self.taxonomy.classes)}
+        top = self.taxonomy.classes[int(np.argmax(probs))]
+        return Prediction(class_probs, group_probs, decision, bool(referral),
+                          self.referral_threshold, True, score, top,
+                          guidance_key(decision, bool(referral)), self.version, seconds)
+
+
+__all__ = [
+    "INDETERMINATE", "NOT_ASSESSABLE", "Classifier", "Prediction", "guidance_key", "softmax",
+]

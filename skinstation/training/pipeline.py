@@ -1,0 +1,175 @@
+"""From a labelled source to a verified, calibrated, evaluated model file.
+
+``build_model`` is what ``skinstation train`` and the engine's retraining worker run:
+
+1. load the source and its saved lesion/patient split (made and saved on first use);
+2. train (cached trunk features → head → fine-tuned tail; selection on validation);
+3. on the validation split, through the station's own inference path: fit the temperature,
+   the safety referral threshold (target skin-cancer sensitivity) and the assessability
+   (out-of-distribution) threshold at the stated false-rejection rate;
+4. evaluate on the locked test split (and any extra sources, e.g. PAD-UFES-20) and store the
+   metrics in the model file; write the HTML/JSON reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skinstation.inference.assessability import AssessabilityModel
+from skinstation.inference.classifier import Classifier, softmax
+from skinstation.inference.model_file import ModelMetadata, save_model_file
+from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy, load_taxonomy
+from skinstation.training.calibration import (
+    fit_referral_threshold,
+    fit_rejection_threshold,
+    fit_temperature,
+)
+from skinstation.training.evaluation import ModelOutputs, compute_metrics, run_model
+from skinstation.training.progress import Log, print_log
+from skinstation.training.report import write_report
+from skinstation.training.sources import Record, fingerprint, load_source
+from skinstation.training.splits import load_or_make_split
+from skinstation.training.trainer import TrainConfig, train_classifier
+
+
+@dataclass
+class BuildRequest:
+    """What to build.
+
+    Attributes:
+        source: Training source spec (e.g. ``ham10000:../shared/data/ham10000``).
+        split_path: Split file (made and saved if missing).
+        output: Model file to write.
+        config: Training hyper-parameters.
+        extra_records: Additional training records (e.g. expert-confirmed synced cases);
+            they only ever join the training split.
+        eval_sources: Extra sources evaluated in full (never trained on).
+        target_sensitivity: Skin-cancer sensitivity the referral threshold must reach on val.
+        false_rejection: Fraction of validation images the assessability check may reject.
+        report_dir: Where reports go (``<output>.reports/`` by default).
+        version: Model version string (generated if empty).
+        parent_version: Version this model descends from.
+        cache_dir: Feature cache folder.
+    """
+
+    source: str
+    split_path: Path
+    output: Path
+    config: TrainConfig = field(default_factory=TrainConfig)
+    extra_records: Sequence[Record] = ()
+    eval_sources: Sequence[str] = ()
+    target_sensitivity: float = 0.95
+    false_rejection: float = 0.05
+    report_dir: Path | None = None
+    version: str = ""
+    parent_version: str = ""
+    cache_dir: Path | None = None
+
+
+def _labels(records: Sequence[Record], taxonomy: Taxonomy) -> np.ndarray:
+    return np.array([taxonomy.classes.index(r.dx) for r in records])
+
+
+def fit_operating_points(
+    outputs: ModelOutputs, taxonomy: Taxonomy, train_pooled: np.ndarray,
+    train_labels: np.ndarray, target_sensitivity: float, false_rejection: float,
+) -> tuple[float, dict[str, Any], AssessabilityModel]:
+    """Temperature, referral threshold and assessability model, all from validation outputs."""
+    temperature = fit_temperature(outputs.logits, _labels(outputs.records, taxonomy))
+    probs = softmax(outputs.logits, temperature)
+    p_cancer = (probs @ taxonomy.group_matrix())[:, taxonomy.groups.index(SKIN_CANCER)]
+    cancer = np.array([r.group(taxonomy) == SKIN_CANCER for r in outputs.records])
+    referral = fit_referral_threshold(p_cancer, cancer, target_sensitivity)
+    assess = AssessabilityModel.fit_mahalanobis(train_pooled, train_labels, len(taxonomy.classes))
+    scores = np.array(assess.scores(outputs.pooled, outputs.logits), np.float64)
+    assess.threshold = fit_rejection_threshold(scores, false_rejection)
+    assess_meta = assess.metadata(
+        false_rejection_target=false_rejection,
+        val_false_rejection=float((scores > assess.threshold).mean()),
+    )
+    return temperature, {"referral": referral, "assessability": assess_meta}, assess
+
+
+def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
+    """Train, calibrate, evaluate and save a model file; returns its final metadata."""
+    taxonomy = load_taxonomy()
+    records, report = load_source(request.source)
+    log(report.summary())
+    split = load_or_make_split(request.split_path, records, seed=request.config.seed)
+    train, val, test = (split.select(records, name) for name in ("train", "val", "test"))
+    train = train + list(request.extra_records)
+    log(f"split {request.split_path}: train {len(train)}, val {len(val)}, test {len(test)}")
+
+    result = train_classifier(train, val, taxonomy.classes, request.config,
+                              request.cache_dir, log)
+    created = dt.datetime.now(dt.UTC)
+    version = request.version or f"{Path(request.output).stem}-{created:%Y%m%dT%H%M%S}"
+    metadata = ModelMetadata(
+        model_version=version, architecture=request.config.architecture,
+        classes=list(taxonomy.classes), taxonomy=taxonomy.to_dict(),
+        preprocess=request.config.preprocess.to_dict(),
+        data_fingerprint=fingerprint(train) + ":" + split.records_fingerprint,
+        created_at=created.isoformat(timespec="seconds"),
+        parent_version=request.parent_version,
+        training={**request.config.to_dict(), "seconds": result.seconds,
+                  "history": result.history, "source": request.source,
+                  "split": str(request.split_path), "train_images": len(train),
+                  "extra_records": len(request.extra_records)},
+    )
+    state = result.network.state_dict()
+    save_model_file(request.output, state, metadata)
+
+    log("fitting temperature, referral and assessability thresholds on validation")
+    val_outputs = run_model(Classifier.load(request.output, warm_up=False), val, log=log)
+    temperature, points, assess = fit_operating_points(
+        val_outputs, taxonomy, result.train_features, result.train_labels,
+        request.target_sensitivity, request.false_rejection)
+    metadata = dataclasses.replace(metadata, temperature=temperature, **points)
+    state = {**state, **assess.state()}
+    save_model_file(request.output, state, metadata)
+
+    classifier = Classifier.load(request.output, warm_up=False)
+    report_dir = request.report_dir or Path(f"{request.output}.reports")
+    evaluations: dict[str, Any] = {}
+    for name, subset in [("test", test)] + [(s, None) for s in request.eval_sources]:
+        if subset is None:
+            subset, extra_report = load_source(name)
+            log(extra_report.summary())
+        label = "test" if name == "test" else Path(name.split(":", 1)[-1]).name
+        outputs = run_model(classifier, subset, log=log)
+        metrics = compute_metrics(outputs, taxonomy, temperature,
+                                  classifier.referral_threshold)
+        write_report(metrics, list(taxonomy.classes), report_dir / label,
+                     f"{version} on {label} ({name})")
+        evaluations[label] = metrics
+        log(summary_line(label, metrics))
+    compact = {name: summarise(m) for name, m in evaluations.items()}
+    metadata = dataclasses.replace(metadata, metrics=compact)
+    return save_model_file(request.output, state, metadata)
+
+
+def summarise(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics worth storing in a model file (no curves, no reliability bins)."""
+    keep = {k: v for k, v in metrics.items() if k not in ("reliability", "triage", "subgroups")}
+    keep["triage"] = {k: v for k, v in metrics["triage"].items() if k != "roc"}
+    keep["subgroups"] = metrics.get("subgroups", {})
+    return keep
+
+
+def summary_line(label: str, metrics: dict[str, Any]) -> str:
+    """One line of headline figures."""
+    referral = metrics.get("referral", {})
+    return (
+        f"[{label}] balanced accuracy {metrics['balanced_accuracy']:.3f}, melanoma sensitivity "
+        f"{metrics['per_class']['mel']['sensitivity']:.3f}, ECE {metrics['ece']:.3f}, "
+        f"cancer AUC {metrics['triage']['cancer_auc']:.3f}, referral sensitivity "
+        f"{referral.get('sensitivity', float('nan')):.3f} / specificity "
+        f"{referral.get('specificity', float('nan')):.3f}"
+    )

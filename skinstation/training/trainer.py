@@ -1,0 +1,281 @@
+"""Transfer learning on 2 CPU cores: cached trunk features, a head, then a fine-tuned tail.
+
+Phases:
+1. **features**: the ImageNet trunk (MobileNetV2 blocks 0-13) runs once over ``views``
+   augmented copies of every training image and one clean copy of every validation image.
+2. **head**: with the tail frozen, its pooled 1280-d features are computed once per view and a
+   linear softmax head is trained on them (class-weighted cross-entropy).
+3. **fine-tune**: the tail (blocks 14-18) and head are trained together on the cached trunk
+   features; after every epoch the validation balanced accuracy decides which state is kept,
+   and a checkpoint is written atomically so an interrupted run resumes at the next epoch.
+
+Everything is seeded; on the same machine the same data and config give the same weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from skinstation.inference.network import Tail, Trunk, build_network, get_architecture
+from skinstation.inference.preprocessing import PreprocessConfig
+from skinstation.training.augment import AugmentConfig
+from skinstation.training.features import _key, prepared_images, trunk_feature_views
+from skinstation.training.metrics import balanced_accuracy
+from skinstation.training.progress import Log, Progress, format_seconds, print_log
+from skinstation.training.sources import Record
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (stored in the model file's ``training`` field)."""
+
+    architecture: str = "mobilenet_v2"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    views: int = 4
+    head_epochs: int = 30
+    finetune_epochs: int = 6
+    batch_size: int = 64
+    head_lr: float = 3e-3
+    finetune_lr: float = 5e-4
+    weight_decay: float = 1e-4
+    class_weighting: str = "balanced"
+    label_smoothing: float = 0.0
+    seed: int = 42
+    threads: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        data = dataclasses.asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        return data
+
+
+@dataclass
+class TrainResult:
+    """A trained network and what happened while training it."""
+
+    network: nn.Module
+    history: list[dict[str, float]]
+    seconds: dict[str, float]
+    val_logits: np.ndarray
+    val_features: np.ndarray
+    train_features: np.ndarray
+    train_labels: np.ndarray
+
+
+def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tensor:
+    """Per-class loss weights: ``balanced`` (1/n), ``sqrt`` (1/sqrt n) or ``none``; mean 1."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    counts = np.maximum(counts, 1.0)
+    if mode == "balanced":
+        weights = 1.0 / counts
+    elif mode == "sqrt":
+        weights = 1.0 / np.sqrt(counts)
+    elif mode == "none":
+        weights = np.ones(num_classes)
+    else:
+        raise ValueError(f"unknown class weighting {mode!r}")
+    weights = weights / (weights * counts).sum() * counts.sum()
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+@torch.inference_mode()
+def _pooled(tail: Tail, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    tail.eval()
+    out = [
+        tail.pooled(torch.from_numpy(features[i : i + batch_size]).float()).numpy()
+        for i in range(0, len(features), batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def _train_head(
+    head: nn.Linear, pooled: np.ndarray, labels: np.ndarray, weights: torch.Tensor,
+    config: TrainConfig, generator: torch.Generator, log: Log,
+) -> list[dict[str, float]]:
+    x, y = torch.from_numpy(pooled), torch.from_numpy(labels)
+    optimiser = torch.optim.AdamW(head.parameters(), lr=config.head_lr, weight_decay=1e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.head_epochs)
+    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    dropout = nn.Dropout(0.2)
+    history = []
+    for epoch in range(config.head_epochs):
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for start in range(0, len(x), 256):
+            index = order[start : start + 256]
+            loss = loss_fn(head(dropout(x[index])), y[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(index)
+        scheduler.step()
+        history.append({"phase": 0.0, "epoch": float(epoch), "loss": total / len(x)})
+    log(f"[head] {config.head_epochs} epochs, final loss {history[-1]['loss']:.4f}")
+    return history
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.partial")
+    torch.save(state, temporary)
+    with open(temporary, "rb") as stream:
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def train_classifier(
+    train: Sequence[Record], val: Sequence[Record], classes: Sequence[str],
+    config: TrainConfig, cache_dir: Path | None = None, log: Log = print_log,
+) -> TrainResult:
+    """Train a network on ``train``; select the epoch by balanced accuracy on ``val``.
+
+    Args:
+        train: Training records.
+        val: Validation records (model selection only; never the test split).
+        classes: Class codes in output order.
+        config: Hyper-parameters.
+        cache_dir: Where prepared images, trunk features and checkpoints are cached.
+        log: Progress sink.
+
+    Returns:
+        The trained network (full, eval mode) and its history.
+    """
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    arch = get_architecture(config.architecture)
+    index = {c: i for i, c in enumerate(classes)}
+    y_train = np.array([index[r.dx] for r in train], np.int64)
+    y_val = np.array([index[r.dx] for r in val], np.int64)
+    seconds: dict[str, float] = {}
+
+    started = time.monotonic()
+    network = build_network(config.architecture, len(classes), pretrained=True)
+    trunk, tail = Trunk(network, arch.trunk_blocks), Tail(network, arch.trunk_blocks)
+    for parameter in trunk.parameters():
+        parameter.requires_grad_(False)
+    identity = f"{config.architecture}-imagenet-{arch.trunk_blocks}"
+    train_images = prepared_images(train, config.preprocess, cache_dir, log)
+    val_images = prepared_images(val, config.preprocess, cache_dir, log)
+    train_id = _key(identity, [r.image_path for r in train])
+    val_id = _key(identity, [r.image_path for r in val])
+    train_views = trunk_feature_views(trunk, train_images, config.preprocess, cache_dir, train_id,
+                                      config.views, config.augment, config.seed, log)
+    (val_features,) = trunk_feature_views(trunk, val_images, config.preprocess, cache_dir, val_id,
+                                          1, None, config.seed, log)
+    seconds["features"] = time.monotonic() - started
+
+    started = time.monotonic()
+    weights = class_weights(y_train, len(classes), config.class_weighting)
+    pooled = np.concatenate([_pooled(tail, v) for v in train_views])
+    labels = np.tile(y_train, config.views)
+    history = _train_head(tail.classifier[1], pooled, labels, weights, config, generator, log)
+    seconds["head"] = time.monotonic() - started
+
+    started = time.monotonic()
+    history += _finetune(tail, train_views, y_train, val_features, y_val, weights, config,
+                         generator, cache_dir, log)
+    seconds["finetune"] = time.monotonic() - started
+    network.eval()
+    val_logits = _logits(tail, val_features)
+    log(f"[train] done in {format_seconds(sum(seconds.values()))}: " + ", ".join(
+        f"{k} {format_seconds(v)}" for k, v in seconds.items()))
+    return TrainResult(network, history, seconds, val_logits, _pooled(tail, val_features),
+                       _pooled(tail, train_views[0]), y_train)
+
+
+@torch.inference_mode()
+def _logits(tail: Tail, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    tail.eval()
+    return np.concatenate([
+        tail(torch.from_numpy(features[i : i + batch_size]).float()).numpy()
+        for i in range(0, len(features), batch_size)
+    ])
+
+
+def _finetune(
+    tail: Tail, views: list[np.ndarray], y_train: np.ndarray, val_features: np.ndarray,
+    y_val: np.ndarray, weights: torch.Tensor, config: TrainConfig, generator: torch.Generator,
+    cache_dir: Path | None, log: Log,
+) -> list[dict[str, float]]:
+    if config.finetune_epochs <= 0:
+        return []
+    for parameter in tail.parameters():
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.AdamW(
+        [{"params": tail.blocks.parameters(), "lr": config.finetune_lr},
+         {"params": tail.classifier.parameters(), "lr": config.finetune_lr * 2}],
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = -(-len(y_train) * len(views) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=[config.finetune_lr, config.finetune_lr * 2],
+        total_steps=steps_per_epoch * config.finetune_epochs, pct_start=0.15,
+    )
+    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    checkpoint = (cache_dir / f"finetune-{_key(config.to_dict(), len(y_train))}.pt"
+                  if cache_dir else None)
+    history: list[dict[str, float]] = []
+    best = {"score": -1.0, "state": None}
+    first_epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        saved = torch.load(checkpoint, weights_only=True)
+        tail.load_state_dict(saved["tail"])
+        optimiser.load_state_dict(saved["optimiser"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"])
+        best = {"score": float(saved["best_score"]), "state": saved["best_state"]}
+        history = [dict(h) for h in saved["history"]]
+        first_epoch = int(saved["epoch"]) + 1
+        log(f"[fine-tune] resuming after epoch {first_epoch} from {checkpoint}")
+    all_features = np.concatenate(views)
+    all_labels = torch.from_numpy(np.tile(y_train, len(views)))
+    for epoch in range(first_epoch, config.finetune_epochs):
+        tail.train()
+        order = torch.randperm(len(all_labels), generator=generator)
+        progress = Progress(f"fine-tune epoch {epoch + 1}/{config.finetune_epochs}",
+                            len(order), log, unit="samples", every=30.0)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            if len(index) < 2:
+                continue
+            batch = torch.from_numpy(all_features[index.numpy()]).float()
+            loss = loss_fn(tail(batch), all_labels[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            total += loss.item() * len(index)
+            progress.update(len(index))
+        predictions = _logits(tail, val_features).argmax(1)
+        score = balanced_accuracy(y_val, predictions, len(weights))
+        history.append({"phase": 1.0, "epoch": float(epoch), "loss": total / len(order),
+                        "val_balanced_accuracy": score})
+        log(f"[fine-tune] epoch {epoch + 1}: loss {total / len(order):.4f}, "
+            f"val balanced accuracy {score:.4f}")
+        if score > best["score"]:
+            best = {"score": score,
+                    "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {
+                "tail": tail.state_dict(), "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                "best_score": best["score"], "best_state": best["state"],
+                "history": history, "epoch": epoch,
+            })
+    if best["state"] is not None:
+        tail.load_state_dict(best["state"])
+    tail.eval()
+    return history

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from skinstation.training.calibration import (
+    fit_referral_threshold,
+    fit_rejection_threshold,
+    fit_temperature,
+    softmax,
+)
+from skinstation.training.metrics import (
+    balanced_accuracy,
+    binary_auc,
+    bootstrap_ci,
+    confusion_matrix,
+    expected_calibration_error,
+    sensitivities,
+    specificities,
+)
+
+
+def test_temperature_recovers_known_scale():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2.0, size=(20000, 7))
+    labels = np.array([rng.choice(7, p=p) for p in softmax(true_logits)])
+    t = fit_temperature(true_logits * 3.0, labels)  # over-confident by a factor of 3
+    assert t == pytest.approx(3.0, rel=0.05)
+    probs = softmax(true_logits * 3.0, t)
+    assert expected_calibration_error(probs, labels) < 0.02
+    assert expected_calibration_error(softmax(true_logits * 3.0), labels) > 0.1
+
+
+def test_referral_threshold_hits_target_sensitivity_exactly():
+    rng = np.random.default_rng(1)
+    positives = rng.uniform(0.2, 1.0, 200)
+    negatives = rng.uniform(0.0, 0.6, 800)
+    scores = np.r_[positives, negatives]
+    truth = np.r_[np.ones(200, bool), np.zeros(800, bool)]
+    fitted = fit_referral_threshold(scores, truth, 0.95)
+    assert fitted["sensitivity"] == 0.95  # exactly 190 of 200
+    assert (scores[truth] >= fitted["threshold"]).sum() == 190
+    # any higher threshold misses a 191st... no: it misses more than the 10 allowed
+    above = np.sort(scores[truth])[::-1][190]
+    assert above < fitted["threshold"]
+    expected_spec = (negatives < fitted["threshold"]).mean()
+    assert fitted["specificity"] == pytest.approx(expected_spec)
+    assert fit_referral_threshold(scores, truth, 1.0)["threshold"] == positives.min()
+
+
+def test_referral_threshold_errors():
+    with pytest.raises(ValueError, match="without positive"):
+        fit_referral_threshold(np.array([0.1, 0.2]), np.array([False, False]), 0.95)
+    with pytest.raises(ValueError, match="target sensitivity"):
+        fit_referral_threshold(np.array([0.1]), np.array([True]), 0.0)
+
+
+def test_rejection_threshold_quantile():
+    scores = np.arange(100, dtype=float)
+    threshold = fit_rejection_threshold(scores, 0.05)
+    assert (scores > threshold).mean() == pytest.approx(0.04)
+    assert (scores > threshold).mean() <= 0.05
+
+
+def test_class_metrics_exact():
+    truth = np.array([0, 0, 0, 1, 1, 2])
+    pred = np.array([0, 0, 1, 1, 2, 2])
+    matrix = confusion_matrix(truth, pred, 3)
+    assert matrix.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    np.testing.assert_allclose(sensitivities(matrix), [2 / 3, 1 / 2, 1.0])
+    np.testing.assert_allclose(specificities(matrix), [1.0, 3 / 4, 4 / 5])
+    assert balanced_accuracy(truth, pred, 3) == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+
+
+def test_auc_exact_with_ties():
+    assert binary_auc(np.array([1, 1, 0, 0]), np.array([0.9, 0.8, 0.3, 0.1])) == 1.0
+    assert binary_auc(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5
+    assert binary_auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.3, 0.1])) == 0.75
+    assert np.isnan(binary_auc(np.array([1, 1]), np.array([0.2, 0.3])))
+
+
+def test_bootstrap_ci_contains_estimate_and_shrinks_with_more_data():
+    rng = np.random.default_rng(2)
+
+    def width(n):
+        hits = rng.random(n) < 0.8
+        units = [f"u{i // 2}" for i in range(n)]  # two images per lesion
+        low, high = bootstrap_ci(lambda idx: hits[idx].mean(), units, n_boot=500, seed=0)
+        assert low <= hits.mean() <= high
+        return high - low
+
+    small, large = width(100), width(2000)
+    assert large < small / 3

@@ -1,0 +1,100 @@
+"""The CLI end to end, as a user runs it (subprocesses), on real images."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "skinstation.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, ham_dir):
+    folder = tmp_path_factory.mktemp("cli")
+    manifest = write_manifest(folder / "cases.csv", ham_dir, per_class=6)
+    result = run("train", "--data", f"manifest:{manifest}", "--split", str(folder / "split.csv"),
+                 "--out", str(folder / "m.safetensors"), "--views", "1", "--head-epochs", "2",
+                 "--epochs", "1", "--cache", str(folder / "cache"), "--version", "cli-test")
+    assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def test_train_prints_progress_and_saves_a_model(trained):
+    folder, result = trained
+    assert "saved" in result.stdout and "cli-test" in result.stdout
+    assert "[features view 1/1]" in result.stderr and "ETA" in result.stderr
+    assert "[test] balanced accuracy" in result.stderr
+    assert (folder / "m.safetensors").is_file()
+    assert (folder / "m.safetensors.reports" / "test" / "report.html").is_file()
+    assert (folder / "split.csv").is_file() and (folder / "split.json").is_file()
+
+
+def test_evaluate_on_a_manifest_writes_report(trained, ham_dir, tmp_path):
+    folder, _ = trained
+    holdout = write_manifest(tmp_path / "holdout.csv", ham_dir, per_class=2, offset=6)
+    report = tmp_path / "report"
+    result = run("evaluate", "--model", str(folder / "m.safetensors"), "--data",
+                 f"manifest:{holdout}", "--report", str(report), "--bootstrap", "50")
+    assert result.returncode == 0, result.stderr
+    assert "balanced accuracy" in result.stdout and "per-class sensitivity" in result.stdout
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["images"] == 14
+    assert sum(metrics["class_counts"].values()) == 14
+    assert {p.name for p in report.iterdir()} >= {"metrics.json", "report.html",
+                                                   "confusion_matrix.png", "reliability.png",
+                                                   "roc_skin_cancer.png"}
+
+
+def test_evaluate_on_pad_layout_with_split(trained, pad_dir, tmp_path):
+    folder, _ = trained
+    from skinstation.training.sources import load_pad_ufes20
+    from skinstation.training.splits import make_split, save_split
+    records, _ = load_pad_ufes20(pad_dir)
+    split_file = save_split(make_split(records, (0.95, 0.0, 0.05)), records, tmp_path / "p.csv")
+    result = run("evaluate", "--model", str(folder / "m.safetensors"), "--data", str(pad_dir),
+                 "--split", str(split_file), "--subset", "test", "--report",
+                 str(tmp_path / "r"), "--bootstrap", "20")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert 20 <= metrics["images"] <= 60
+
+
+def test_predict_prints_classes_groups_and_decision(trained, ham_dir):
+    folder, _ = trained
+    images = [str(ham_dir / "images" / f"{i}.jpg") for i in ("ISIC_0027419", "ISIC_0024306")]
+    result = run("predict", *images, "--model", str(folder / "m.safetensors"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("decision:") + result.stdout.count("Not assessable") >= 2
+    assert "not a diagnosis" in result.stdout
+    as_json = run("predict", images[0], "--model", str(folder / "m.safetensors"), "--json",
+                  "--language", "ko")
+    payload = json.loads(as_json.stdout)
+    assert payload["model_version"] == "cli-test"
+    assert payload["notice"].startswith("이 결과는")
+    if payload["assessable"]:
+        assert set(payload["class_probs"]) == {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
+        assert abs(sum(payload["group_probs"].values()) - 1) < 1e-9
+
+
+def test_cli_errors_are_clear(trained, tmp_path):
+    folder, _ = trained
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"nope")
+    result = run("predict", str(broken), "--model", str(folder / "m.safetensors"))
+    assert result.returncode == 1
+    assert "cannot decode image" in result.stderr and "broken.jpg" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = run("predict", str(broken), "--model", str(tmp_path / "none.safetensors"))
+    assert missing.returncode == 1 and "cannot read model file" in missing.stderr
+    bad_source = run("evaluate", "--model", str(folder / "m.safetensors"), "--data",
+                     str(tmp_path))
+    assert bad_source.returncode == 1 and "cannot tell the layout" in bad_source.stderr
