@@ -125,6 +125,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_model_card(args: argparse.Namespace) -> int:
+    """Write the Markdown model card of a model file from its own metadata."""
+    from skinstation.inference.model_file import load_model_file
+    from skinstation.training.model_card import render_model_card
+
+    metadata, _ = load_model_file(args.model)
+    rerun = args.rerun or (f"skinstation train --out {args.model}")
+    card = render_model_card(metadata, Path(args.model).stat().st_size, rerun)
+    Path(args.out).write_text(card, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="skinstation", description=__doc__)
@@ -173,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--language", default="en", choices=["en", "ko"])
     predict.add_argument("--threads", type=int, default=2)
     predict.set_defaults(handler=cmd_predict)
+
+    card = commands.add_parser("model-card", help="write a model card from a model file")
+    card.add_argument("--model", required=True)
+    card.add_argument("--out", required=True)
+    card.add_argument("--rerun", default="", help="command line that rebuilds the model")
+    card.set_defaults(handler=cmd_model_card)
     return parser
 
 

@@ -1,0 +1,121 @@
+"""Render a model card (Markdown) from a model file's own metadata, so figures are never typed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from skinstation.inference.model_file import ModelMetadata
+
+
+def _f(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _ci(pair: list[float] | None) -> str:
+    return f"[{_f(pair[0])}, {_f(pair[1])}]" if pair else ""
+
+
+def _evaluation_section(name: str, m: dict[str, Any]) -> str:
+    lines = [
+        f"### {name}: {m['images']} images, {m['units']} lesions/patients",
+        "",
+        f"- Balanced accuracy (7 classes): **{_f(m['balanced_accuracy'])}** "
+        f"{_ci(m.get('balanced_accuracy_ci'))}; image-level accuracy {_f(m['accuracy'])} "
+        "(dominated by nevi: read the balanced figure).",
+        f"- Calibration: ECE {_f(m['ece'])} after temperature scaling "
+        f"(T = {_f(m['temperature'])}; {_f(m['ece_uncalibrated'])} before).",
+        f"- Skin cancer vs rest: AUC {_f(m['triage']['cancer_auc'])} on "
+        f"{m['triage']['cancer_count']} cancers; the decision rule alone catches "
+        f"{_f(m['triage']['rule_cancer_sensitivity'])} of cancers at specificity "
+        f"{_f(m['triage']['rule_cancer_specificity'])}.",
+    ]
+    referral = m.get("referral")
+    if referral:
+        lines.append(
+            f"- **Safety referral** (p(skin cancer) ≥ {_f(referral['threshold'])}): sensitivity "
+            f"**{_f(referral['sensitivity'])}** {_ci(referral['sensitivity_ci'])}, specificity "
+            f"**{_f(referral['specificity'])}** {_ci(referral['specificity_ci'])}; "
+            f"{_f(referral['referred_fraction'])} of images referred.")
+    rule = m["decision_rule"]
+    lines.append(
+        f"- Decision rule coverage {_f(rule['coverage'])} (indeterminate "
+        f"{_f(rule['indeterminate'])}, not assessable {_f(rule['not_assessable'])}); accuracy "
+        f"on decided cases {_f(rule['accuracy_on_decided'])}.")
+    lines += ["", "| class | n | sensitivity [95% CI] | specificity | AUC |",
+              "|---|---|---|---|---|"]
+    for code, c in m["per_class"].items():
+        lines.append(f"| {code} | {c['support']} | {_f(c['sensitivity'])} "
+                     f"{_ci(c['sensitivity_ci'])} | {_f(c['specificity'])} | {_f(c['auc'])} |")
+    for group, rows in m.get("subgroups", {}).items():
+        lines += ["", f"By {group}:", "",
+                  "| value | images | cancers | referral sensitivity | referral specificity |",
+                  "|---|---|---|---|---|"]
+        for value, r in rows.items():
+            lines.append(f"| {value} | {r['images']} | {r['cancers']} | "
+                         f"{_f(r['referral_sensitivity'])} | {_f(r['referral_specificity'])} |")
+    return "\n".join(lines)
+
+
+def render_model_card(metadata: ModelMetadata, size_bytes: int, rerun: str) -> str:
+    """The model card for ``metadata`` (figures straight from the file)."""
+    training = metadata.training
+    referral, assess = metadata.referral, metadata.assessability
+    evaluations = "\n\n".join(_evaluation_section(name, m)
+                              for name, m in metadata.metrics.items())
+    return f"""# Model card: {metadata.model_version}
+
+**Not a diagnosis.** This model supports triage by clinic staff; every result must be read by a
+clinician. Suspected skin cancer, safety referrals and indeterminate results go to a
+dermatologist.
+
+## What it is
+- Architecture: {metadata.architecture} (ImageNet weights, transfer learning: cached trunk
+  features, linear head, then the last blocks fine-tuned), {len(metadata.classes)} classes
+  ({", ".join(metadata.classes)}), softmax outputs with temperature {_f(metadata.temperature)}.
+- Triage groups: skin cancer = mel + bcc; other skin disease = akiec (pre-cancerous) + bkl;
+  benign = nv + df + vasc. The decision rule decides a group only when its probability
+  exceeds the sum of the other two; otherwise the case is indeterminate.
+- Safety referral threshold: p(skin cancer) ≥ {_f(referral.get('threshold', float('nan')))},
+  fitted on the validation split to reach sensitivity {_f(referral.get('target_sensitivity',
+  float('nan')))} (reached {_f(referral.get('sensitivity', float('nan')))} at specificity
+  {_f(referral.get('specificity', float('nan')))} on validation).
+- Not assessable: {assess.get('method', 'none')} score on the network's features, threshold
+  {_f(assess.get('threshold') or float('nan'))} fitted at a
+  {_f(assess.get('false_rejection_target', float('nan')))} false-rejection rate on validation.
+- Preprocessing (stored in the file): {metadata.preprocess}.
+- File: {size_bytes / 1e6:.1f} MB, content sha256 `{metadata.content_sha256}`, created
+  {metadata.created_at}; training data fingerprint `{metadata.data_fingerprint[:16]}…`.
+
+## Data and licence
+Trained on HAM10000 (ISIC 2018 Task 3 training set, 10,015 dermoscopic images, 7,470 lesions),
+split by lesion into train/validation/test (`{training.get('split', '')}`, seed
+{training.get('seed', '')}); {training.get('train_images', '')} training images. HAM10000 is
+licensed **CC BY-NC 4.0**: this model inherits the **non-commercial** restriction.
+PAD-UFES-20 (CC BY 4.0, smartphone photos) is used only for evaluation (never trained on),
+to measure the shift from dermoscopy to clinic cameras.
+
+## Measured performance
+All figures are measured by `skinstation evaluate` / the training pipeline and copied from the
+model file's metadata; 95% CIs are bootstrap intervals resampling lesions/patients.
+
+{evaluations}
+
+## Intended use and limits
+- Intended: decision support for triage of single skin lesions imaged with a dermatoscope at
+  a clinic station, by trained staff, with dermatologist review of flagged cases.
+- Not intended: diagnosis, use without clinician oversight, screening of lesions the model
+  has not seen (e.g. mucosal, nail, ulcerated), or children without specialist review.
+- Known limits: trained on dermoscopic images of mostly fair-skinned European and Australian
+  patients; performance on clinic photos (PAD-UFES-20) is lower, see above; rare classes
+  (df, vasc) have wide confidence intervals; SCC has no class of its own (nearest: akiec).
+
+## Reproduce
+```sh
+{rerun}
+```
+Training time on 2 CPU cores: {', '.join(f'{k} {v / 60:.1f} min'
+                                       for k, v in training.get('seconds', {}).items())}.
+"""
