@@ -1,0 +1,51 @@
+"""Errors of operator authentication and access; their messages are shown to the operator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class AuthError(Exception):
+    """Base class of every authentication or access error (``str()`` is for the operator)."""
+
+
+class InvalidCredentialsError(AuthError):
+    """Wrong password, or a username that does not exist (deliberately indistinguishable)."""
+
+    def __init__(self, message: str = "Wrong username or password.") -> None:
+        super().__init__(message)
+
+
+class AccountLockedError(AuthError):
+    """Too many failed logins; the account refuses logins until ``locked_until``."""
+
+    def __init__(self, locked_until: datetime, shown_until: str) -> None:
+        super().__init__(f"Account locked until {shown_until} after too many failed logins.")
+        self.locked_until = locked_until
+
+
+class AccountDisabledError(AuthError):
+    """The account was disabled by an administrator."""
+
+    def __init__(self) -> None:
+        super().__init__("This account is disabled; ask an administrator.")
+
+
+class PasswordPolicyError(AuthError):
+    """A new password breaks the password policy."""
+
+
+class OperatorExistsError(AuthError):
+    """The username is already taken, or the first administrator already exists."""
+
+
+class UnknownOperatorError(AuthError):
+    """An administrator named an operator that does not exist."""
+
+
+class PermissionDeniedError(AuthError):
+    """The session's role may not do this."""
+
+
+class SessionExpiredError(AuthError):
+    """The session timed out or was ended (logout, account disabled)."""

@@ -1,0 +1,391 @@
+"""``AuthService``: first-run admin, login with lockout, sessions, operator management.
+
+Messages tell the operator what happened without telling a stranger which usernames exist:
+a wrong password and an unknown username both give "Wrong username or password." (and cost
+the same argon2 verification). A locked account says until when; a disabled account says so
+only once the right password was given. Lockout itself necessarily shows that an account
+exists; it also stops password guessing, since passwords are not checked while locked.
+Every login, failure, lockout and account change writes an audit row in its transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import weakref
+from datetime import datetime, timedelta, tzinfo
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
+
+from skinstation.auth import accounts
+from skinstation.auth.accounts import OperatorAccount, normalise_username
+from skinstation.auth.errors import (
+    AccountDisabledError,
+    AccountLockedError,
+    AuthError,
+    InvalidCredentialsError,
+    OperatorExistsError,
+    PasswordPolicyError,
+    PermissionDeniedError,
+    SessionExpiredError,
+)
+from skinstation.auth.passwords import default_hasher, verify_password
+from skinstation.auth.permissions import Permission, can_manage_operators
+from skinstation.auth.sessions import Session
+from skinstation.settings import AuthSettings
+from skinstation.storage.audit import AuditAction, record_audit
+from skinstation.storage.database import Database
+from skinstation.storage.models import Operator, Role
+from skinstation.storage.timeutil import Clock, utc_now
+
+log = logging.getLogger(__name__)
+
+
+class AuthService:
+    """Operator accounts and logins of one station.
+
+    Args:
+        database: The open station database.
+        settings: Login policy (``database.settings.auth`` if None).
+        clock: Source of "now" (aware datetimes); tests inject a fake instead of sleeping.
+        hasher: argon2 hasher (argon2-cffi's memory-hard default if None).
+        display_timezone: Zone for "locked until HH:MM" (the system's local zone if None).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        settings: AuthSettings | None = None,
+        clock: Clock = utc_now,
+        hasher: PasswordHasher | None = None,
+        display_timezone: tzinfo | None = None,
+    ) -> None:
+        self.database = database
+        self.policy = settings if settings is not None else database.settings.auth
+        self.clock = clock
+        self.hasher = hasher if hasher is not None else default_hasher()
+        self.display_timezone = display_timezone
+        self._dummy_hash: str | None = None
+        self._live: dict[int, weakref.WeakSet[Session]] = {}
+
+    # -- first run -------------------------------------------------------------------------
+
+    def needs_first_admin(self) -> bool:
+        """True while no administrator account exists (the first-run screen must be shown)."""
+        with self.database.transaction() as db:
+            return accounts.admin_count(db) == 0
+
+    def create_first_admin(
+        self, username: str, display_name: str, password: str
+    ) -> OperatorAccount:
+        """Create the first administrator from explicit input (there is no default password).
+
+        Raises:
+            OperatorExistsError: If an administrator already exists.
+            PasswordPolicyError: If the password breaks the policy.
+        """
+        with self.database.transaction() as db:
+            if db.get_bind().dialect.name == "postgresql":
+                db.execute(select(func.pg_advisory_xact_lock(0x5C1A_AD31)))
+            if accounts.admin_count(db) > 0:
+                raise OperatorExistsError(
+                    "An administrator already exists; first-run setup cannot run again."
+                )
+            operator = self._add_operator(db, None, username, display_name, Role.ADMIN, password)
+            return OperatorAccount.of(operator)
+
+    # -- login, sessions -------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> Session:
+        """Check a username and password and open a session.
+
+        Raises:
+            InvalidCredentialsError: Wrong password or unknown username (same message).
+            AccountLockedError: Too many failures; says until when.
+            AccountDisabledError: Right password, but the account is disabled.
+        """
+        name = normalise_username(username)
+        failure: AuthError | None = None
+        with self.database.transaction() as db:
+            now = self.clock()
+            # FOR UPDATE: concurrent failures on PostgreSQL must not lose a count (SQLite's
+            # BEGIN IMMEDIATE already serialises writers).
+            stmt = select(Operator).where(Operator.username == name).with_for_update()
+            operator = db.scalar(stmt)
+            if operator is None:
+                self._verify_dummy(password)
+                self._audit(
+                    db,
+                    None,
+                    AuditAction.LOGIN_FAILED,
+                    None,
+                    {"username": name, "reason": "unknown_username"},
+                )
+                failure = InvalidCredentialsError()
+            elif operator.locked_until is not None and operator.locked_until > now:
+                self._audit(
+                    db, operator.id, AuditAction.LOGIN_FAILED, operator.id, {"reason": "locked"}
+                )
+                failure = self._locked_error(operator.locked_until)
+            elif not verify_password(self.hasher, operator.password_hash, password):
+                failure = self._count_failure(db, operator, now)
+            elif operator.disabled:
+                self._audit(
+                    db, operator.id, AuditAction.LOGIN_FAILED, operator.id, {"reason": "disabled"}
+                )
+                failure = AccountDisabledError()
+            else:
+                operator.failed_login_count = 0
+                operator.locked_until = None
+                if self.hasher.check_needs_rehash(operator.password_hash):
+                    operator.password_hash = self.hasher.hash(password)
+                self._audit(db, operator.id, AuditAction.LOGIN_SUCCEEDED, operator.id)
+        if failure is not None:
+            log.info("login refused for %r: %s", name, type(failure).__name__)
+            raise failure
+        assert operator is not None
+        log.info("operator %r logged in", name)
+        session = Session(
+            operator.id,
+            operator.username,
+            operator.display_name,
+            Role(operator.role),
+            timedelta(minutes=self.policy.session_timeout_minutes),
+            self.clock,
+            now,
+            now,
+        )
+        self._live.setdefault(operator.id, weakref.WeakSet()).add(session)
+        return session
+
+    def _count_failure(self, db: DbSession, operator: Operator, now: datetime) -> AuthError:
+        operator.failed_login_count += 1
+        self._audit(
+            db,
+            operator.id,
+            AuditAction.LOGIN_FAILED,
+            operator.id,
+            {"reason": "wrong_password", "failed_logins": operator.failed_login_count},
+        )
+        if operator.failed_login_count < self.policy.max_failed_logins:
+            return InvalidCredentialsError()
+        operator.failed_login_count = 0
+        operator.locked_until = now + timedelta(minutes=self.policy.lockout_minutes)
+        self._audit(
+            db,
+            operator.id,
+            AuditAction.LOGIN_LOCKED_OUT,
+            operator.id,
+            {"locked_until": operator.locked_until.isoformat()},
+        )
+        log.warning("operator %r locked out until %s", operator.username, operator.locked_until)
+        return self._locked_error(operator.locked_until)
+
+    def _locked_error(self, locked_until: datetime) -> AccountLockedError:
+        shown = locked_until.astimezone(self.display_timezone)
+        if shown.second or shown.microsecond:  # round up: never show a time still locked
+            shown = shown.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        return AccountLockedError(locked_until, shown.strftime("%H:%M"))
+
+    def _verify_dummy(self, password: str) -> None:
+        """Spend the time of a real verification so unknown usernames are not faster."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(24))
+        verify_password(self.hasher, self._dummy_hash, password)
+
+    def logout(self, session: Session) -> None:
+        """End a session (audited)."""
+        if session.ended_reason is None:
+            session.end("logged out")
+            self._record(session.operator_id, AuditAction.LOGOUT, session.operator_id)
+
+    def check(self, session: Session) -> Session:
+        """Confirm a session may still be used: not expired, account still enabled.
+
+        Raises:
+            SessionExpiredError: With the reason (timeout, logout, account disabled).
+        """
+        if not session.expired:
+            with self.database.transaction() as db:
+                operator = db.get(Operator, session.operator_id)
+                if operator is None or operator.disabled:
+                    session.end("account disabled")
+        if session.expired:
+            if session.ended_reason is None:
+                session.end("timed out")
+                self._record(session.operator_id, AuditAction.SESSION_EXPIRED, session.operator_id)
+            raise SessionExpiredError(session.expiry_message())
+        return session
+
+    def require(self, session: Session, permission: Permission) -> Session:
+        """Check the session, then that its role has ``permission``.
+
+        Raises:
+            SessionExpiredError: If the session can no longer be used.
+            PermissionDeniedError: If the role lacks the permission.
+        """
+        self.check(session)
+        if not permission(session.role):
+            action = permission.__name__.removeprefix("can_").replace("_", " ")
+            raise PermissionDeniedError(f"A {session.role} account may not {action}.")
+        return session
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def create_operator(
+        self, admin: Session, username: str, display_name: str, role: Role | str, password: str
+    ) -> OperatorAccount:
+        """Create an account (administrators only).
+
+        Raises:
+            OperatorExistsError: If the username is taken.
+            PasswordPolicyError: If the password breaks the policy.
+        """
+        self.require(admin, can_manage_operators)
+        with self.database.transaction() as db:
+            operator = self._add_operator(
+                db, admin.operator_id, username, display_name, Role(role), password
+            )
+            return OperatorAccount.of(operator)
+
+    def list_operators(self, admin: Session) -> list[OperatorAccount]:
+        """Return every account, by username (administrators only)."""
+        self.require(admin, can_manage_operators)
+        with self.database.transaction() as db:
+            rows = db.scalars(select(Operator).order_by(Operator.username))
+            return [OperatorAccount.of(row) for row in rows]
+
+    def disable_operator(self, admin: Session, username: str) -> OperatorAccount:
+        """Disable an account and end its open sessions (administrators only).
+
+        Raises:
+            PermissionDeniedError: If an administrator tries to disable their own account.
+        """
+        self.require(admin, can_manage_operators)
+        with self.database.transaction() as db:
+            operator = accounts.find_operator(db, username)
+            if operator.id == admin.operator_id:
+                raise PermissionDeniedError("You cannot disable your own account.")
+            if not operator.disabled:
+                operator.disabled = True
+                self._audit(
+                    db,
+                    admin.operator_id,
+                    AuditAction.OPERATOR_DISABLED,
+                    operator.id,
+                    {"username": operator.username},
+                )
+        for session in list(self._live.get(operator.id, ())):
+            session.end("account disabled")
+        return OperatorAccount.of(operator)
+
+    def enable_operator(self, admin: Session, username: str) -> OperatorAccount:
+        """Re-enable an account and clear any lockout (administrators only)."""
+        self.require(admin, can_manage_operators)
+        with self.database.transaction() as db:
+            operator = accounts.find_operator(db, username)
+            operator.disabled = False
+            operator.locked_until = None
+            operator.failed_login_count = 0
+            self._audit(
+                db,
+                admin.operator_id,
+                AuditAction.OPERATOR_ENABLED,
+                operator.id,
+                {"username": operator.username},
+            )
+            return OperatorAccount.of(operator)
+
+    def change_password(self, session: Session, old_password: str, new_password: str) -> None:
+        """Change one's own password; the current one must be given.
+
+        Raises:
+            InvalidCredentialsError: If ``old_password`` is wrong.
+            PasswordPolicyError: If the new password breaks the policy or equals the old one.
+        """
+        self.check(session)
+        with self.database.transaction() as db:
+            operator = accounts.find_operator(db, session.username)
+            if verify_password(self.hasher, operator.password_hash, old_password):
+                if old_password == new_password:
+                    raise PasswordPolicyError("The new password must differ from the current one.")
+                accounts.set_password(
+                    operator, new_password, self.hasher, self.policy, self.clock()
+                )
+                self._audit(db, operator.id, AuditAction.PASSWORD_CHANGED, operator.id)
+                log.info("operator %r changed their password", operator.username)
+                return
+            self._audit(
+                db,
+                operator.id,
+                AuditAction.PASSWORD_CHANGE_FAILED,
+                operator.id,
+                {"reason": "wrong_current_password"},
+            )
+        raise InvalidCredentialsError("The current password is wrong.")
+
+    def reset_password(self, admin: Session, username: str, new_password: str) -> None:
+        """Set another operator's password (administrators only); clears a lockout."""
+        self.require(admin, can_manage_operators)
+        with self.database.transaction() as db:
+            operator = accounts.find_operator(db, username)
+            accounts.set_password(operator, new_password, self.hasher, self.policy, self.clock())
+            operator.locked_until = None
+            operator.failed_login_count = 0
+            self._audit(
+                db,
+                admin.operator_id,
+                AuditAction.PASSWORD_RESET,
+                operator.id,
+                {"username": operator.username},
+            )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _add_operator(
+        self,
+        db: DbSession,
+        actor_id: int | None,
+        username: str,
+        display_name: str,
+        role: Role,
+        password: str,
+    ) -> Operator:
+        operator = accounts.new_operator(
+            db, username, display_name, role, password, self.hasher, self.policy, self.clock()
+        )
+        self._audit(
+            db,
+            actor_id if actor_id is not None else operator.id,
+            AuditAction.OPERATOR_CREATED,
+            operator.id,
+            {"username": operator.username, "role": role.value},
+        )
+        log.info("operator %r created with role %s", operator.username, role.value)
+        return operator
+
+    def _audit(
+        self,
+        db: DbSession,
+        actor_id: int | None,
+        action: AuditAction,
+        operator_id: int | None,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        record_audit(
+            db,
+            at=self.clock(),
+            station_id=self.database.settings.station_id,
+            actor_id=actor_id,
+            action=action,
+            entity_type="operator",
+            entity_id=operator_id,
+            detail=dict(detail or {}),
+        )
+
+    def _record(self, actor_id: int | None, action: AuditAction, operator_id: int | None) -> None:
+        with self.database.transaction() as db:
+            self._audit(db, actor_id, action, operator_id)

@@ -1,0 +1,1 @@
+"""The central engine: HTTP API, expert review, retraining worker, model distribution."""

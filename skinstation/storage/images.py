@@ -1,0 +1,230 @@
+"""Content-addressed, atomically written image files.
+
+An image is kept as the exact bytes it arrived in (PNG, JPEG, TIFF, BMP or WebP) or, when it
+arrives as a pixel array, as a lossless PNG. Its file is ``<root>/<sha[:2]>/<sha>.<ext>``,
+written to a temporary file in the same folder, fsynced, renamed into place and the folder
+fsynced, so after a crash a file either is complete or is a leftover ``.tmp-*`` that
+:func:`~skinstation.storage.recovery.recover` deletes. Reading verifies the sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from skinstation.storage.errors import ImageIntegrityError, ImageMissingError, InvalidImageError
+
+FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
+TEMP_PREFIX = ".tmp-"
+PNG_COMPRESSION = 1  # zlib level 1: about the size of level 3 at 60% of the time
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Image bytes ready to store, with what the database records about them."""
+
+    data: bytes
+    sha256: str
+    extension: str
+    width: int
+    height: int
+
+    @property
+    def ref(self) -> str:
+        """The file's path relative to the store root, e.g. ``ab/ab12....png``."""
+        return f"{self.sha256[:2]}/{self.sha256}.{self.extension}"
+
+
+def encode_image(image: bytes | np.ndarray) -> EncodedImage:
+    """Prepare an image for storage, keeping encoded bytes unchanged.
+
+    Args:
+        image: Encoded bytes of a PNG/JPEG/TIFF/BMP/WebP image (kept as they are), or a
+            uint8 array of shape (H, W) or (H, W, 3) in RGB order, or a uint16 (H, W) array
+            (encoded to lossless PNG).
+
+    Returns:
+        The bytes with their sha256, extension and pixel size.
+
+    Raises:
+        InvalidImageError: If the bytes do not decode completely or the array is unsupported.
+    """
+    if isinstance(image, np.ndarray):
+        data = _png_from_array(image)
+        height, width = image.shape[:2]
+        extension = "png"
+    elif isinstance(image, bytes | bytearray | memoryview):
+        data = bytes(image)
+        extension, width, height = _inspect_encoded(data)
+    else:
+        raise InvalidImageError(
+            f"expected image bytes or a numpy array, got {type(image).__name__}"
+        )
+    return EncodedImage(data, hashlib.sha256(data).hexdigest(), extension, width, height)
+
+
+def _inspect_encoded(data: bytes) -> tuple[str, int, int]:
+    if not data:
+        raise InvalidImageError("image bytes are empty")
+    try:
+        with Image.open(io.BytesIO(data)) as decoded:
+            image_format = decoded.format or ""
+            decoded.load()
+            width, height = decoded.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise InvalidImageError(f"image bytes do not decode: {error}") from error
+    if image_format not in FORMAT_EXTENSIONS:
+        allowed = ", ".join(FORMAT_EXTENSIONS)
+        raise InvalidImageError(f"image format {image_format or 'unknown'} not kept ({allowed})")
+    return FORMAT_EXTENSIONS[image_format], width, height
+
+
+def _png_from_array(array: np.ndarray) -> bytes:
+    gray = array.ndim == 2
+    rgb = array.ndim == 3 and array.shape[2] == 3
+    if not (gray or rgb) or array.size == 0:
+        raise InvalidImageError(f"array must be (H, W) or (H, W, 3), got shape {array.shape}")
+    if array.dtype != np.uint8 and not (gray and array.dtype == np.uint16):
+        raise InvalidImageError(f"array must be uint8 (or uint16 grayscale), got {array.dtype}")
+    pixels = np.ascontiguousarray(array[:, :, ::-1] if rgb else array)  # OpenCV wants BGR
+    ok, encoded = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    if not ok:
+        raise InvalidImageError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def sha256_of_file(path: Path) -> str:
+    """Return the hex sha256 of a file's contents."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ImageStore:
+    """The folder of content-addressed image files.
+
+    Args:
+        root: Folder holding the files (created, owner-only, on first write).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, ref: str) -> Path:
+        """Return the absolute path of a stored image reference.
+
+        Raises:
+            ValueError: If ``ref`` points outside the store.
+        """
+        path = (self.root / ref).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"image reference {ref!r} points outside the image store")
+        return path
+
+    def put(self, image: EncodedImage) -> str:
+        """Store an image durably; return its reference.
+
+        An intact file with the same content is reused (its modification time is refreshed
+        so that start-up recovery treats it as fresh); a damaged one is replaced.
+
+        Returns:
+            The reference to record in the database (``image.ref``).
+        """
+        path = self.path_for(image.ref)
+        if path.is_file() and sha256_of_file(path) == image.sha256:
+            os.utime(path)
+            return image.ref
+        write_atomically(path, image.data)
+        return image.ref
+
+    def read(self, ref: str, sha256: str) -> bytes:
+        """Read a stored image and check it is the one recorded.
+
+        Raises:
+            ImageMissingError: If the file is gone.
+            ImageIntegrityError: If its bytes do not hash to ``sha256``.
+        """
+        path = self.path_for(ref)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as error:
+            raise ImageMissingError(f"image file {ref} is missing from {self.root}") from error
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ImageIntegrityError(
+                f"image file {ref} fails its integrity check: sha256 is {actual}, "
+                f"expected {sha256} (file altered or corrupted)"
+            )
+        return data
+
+    def files(self) -> Iterator[Path]:
+        """Yield every file in the store, including leftover temporary files."""
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_dir():
+                yield from sorted(p for p in folder.iterdir() if p.is_file())
+            elif folder.is_file():
+                yield folder
+
+    def ref_of(self, path: Path) -> str:
+        """Return the reference of a file inside the store."""
+        return path.relative_to(self.root).as_posix()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old state or the full file.
+
+    Writes a temporary file next to ``path``, fsyncs it, renames it over ``path`` and fsyncs
+    the folder (and the folders it had to create) so the rename itself is durable.
+    """
+    created = _make_dirs(path.parent)
+    temp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    fsync_directory(path.parent)
+    for folder in created:
+        fsync_directory(folder.parent)
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents (owner-only); return those created, deepest last."""
+    missing: list[Path] = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for created in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            created.mkdir(mode=0o700)
+    return list(reversed(missing))
+
+
+def fsync_directory(folder: Path) -> None:
+    """Flush a folder's entries (new names, renames) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,160 @@
+"""Labelling rules: ORIGINAL vs FINAL labels, as in MONAI Label.
+
+A capture's ORIGINAL label is the one the capturing operator gave; it is written once and
+never overwritten. Dermatologist reviews are added as new rows; a review is revised by adding a
+row that supersedes it. The FINAL label is the latest review, else the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skinstation.storage.errors import DuplicateError, LabelRuleError, NotFoundError
+from skinstation.storage.models import Capture, Label, LabelKind, Role
+from skinstation.storage.validation import (
+    active_operator,
+    get_or_raise,
+    require_label_code,
+    require_text,
+)
+
+
+@dataclass(frozen=True)
+class LabelHistory:
+    """Every label of one capture.
+
+    Attributes:
+        original: The operator's label, or ``None``.
+        reviews: Dermatologist reviews, oldest first (revisions included).
+        final: The latest review, else the original, else ``None``.
+    """
+
+    original: Label | None
+    reviews: tuple[Label, ...]
+
+    @property
+    def final(self) -> Label | None:
+        """The label that counts: the latest review, else the original."""
+        return self.reviews[-1] if self.reviews else self.original
+
+
+def _note(note: str | None) -> str | None:
+    return None if note is None else require_text(note, "note", 2000)
+
+
+def add_operator_label(
+    session: Session, capture_id: int, code: str, author_id: int, note: str | None, at: datetime
+) -> Label:
+    """Add a capture's original label.
+
+    Raises:
+        DuplicateError: If the capture already has one.
+    """
+    code = require_label_code(code)
+    active_operator(session, author_id)
+    get_or_raise(session, Capture, capture_id)
+    existing = session.scalar(
+        select(Label.id).where(Label.capture_id == capture_id, Label.kind == LabelKind.OPERATOR)
+    )
+    if existing is not None:
+        raise DuplicateError(
+            f"capture {capture_id} already has its original label (label {existing}); "
+            "it is never overwritten - a dermatologist review adds the correction"
+        )
+    label = Label(
+        capture_id=capture_id,
+        kind=LabelKind.OPERATOR.value,
+        code=code,
+        note=_note(note),
+        author_id=author_id,
+        created_at=at,
+    )
+    session.add(label)
+    session.flush()
+    return label
+
+
+def add_review(
+    session: Session, capture_id: int, code: str, author_id: int, note: str | None, at: datetime
+) -> Label:
+    """Add a dermatologist's review of a capture.
+
+    Raises:
+        LabelRuleError: If the author is not a dermatologist.
+    """
+    code = require_label_code(code)
+    author = active_operator(session, author_id)
+    if author.role != Role.DERMATOLOGIST:
+        raise LabelRuleError(
+            f"only a dermatologist can review a capture; {author.username!r} is {author.role}"
+        )
+    get_or_raise(session, Capture, capture_id)
+    label = Label(
+        capture_id=capture_id,
+        kind=LabelKind.REVIEW.value,
+        code=code,
+        note=_note(note),
+        author_id=author_id,
+        created_at=at,
+    )
+    session.add(label)
+    session.flush()
+    return label
+
+
+def revise_review(
+    session: Session, review_id: int, code: str, author_id: int, note: str | None, at: datetime
+) -> Label:
+    """Revise a review by adding a row that supersedes it.
+
+    Raises:
+        NotFoundError: If ``review_id`` is not a review.
+        LabelRuleError: If the author did not write that review, or it is not the latest one.
+    """
+    code = require_label_code(code)
+    author = active_operator(session, author_id)
+    review = session.get(Label, review_id)
+    if review is None or review.kind != LabelKind.REVIEW:
+        raise NotFoundError(f"review {review_id} does not exist")
+    if review.author_id != author_id or author.role != Role.DERMATOLOGIST:
+        raise LabelRuleError(f"only the dermatologist who wrote review {review_id} can revise it")
+    latest = _latest_review_id(session, review.capture_id)
+    if latest != review_id:
+        raise LabelRuleError(
+            f"review {review_id} has been superseded by review {latest}; revise the latest one"
+        )
+    label = Label(
+        capture_id=review.capture_id,
+        kind=LabelKind.REVIEW.value,
+        code=code,
+        note=_note(note),
+        author_id=author_id,
+        supersedes_id=review_id,
+        created_at=at,
+    )
+    session.add(label)
+    session.flush()
+    return label
+
+
+def _latest_review_id(session: Session, capture_id: int) -> int | None:
+    return session.scalar(
+        select(Label.id)
+        .where(Label.capture_id == capture_id, Label.kind == LabelKind.REVIEW)
+        .order_by(Label.id.desc())
+        .limit(1)
+    )
+
+
+def label_history(session: Session, capture_id: int) -> LabelHistory:
+    """Return the original and review labels of a capture."""
+    rows = list(
+        session.scalars(select(Label).where(Label.capture_id == capture_id).order_by(Label.id))
+    )
+    original = next((r for r in rows if r.kind == LabelKind.OPERATOR), None)
+    reviews = tuple(r for r in rows if r.kind == LabelKind.REVIEW)
+    return LabelHistory(original, reviews)

@@ -1,0 +1,1 @@
+"""Alembic migration environment of the station database (run via ``init_database``)."""

@@ -1,0 +1,234 @@
+"""SQLAlchemy 2.0 typed models of the station's local database.
+
+Every datetime is stored as UTC (see :class:`~skinstation.storage.timeutil.UtcDateTime`).
+Enumerated columns are plain strings guarded by CHECK constraints so the schema reads the
+same on SQLite and PostgreSQL. The schema is created by the Alembic migrations in
+``skinstation/storage/migrations``, never by ``create_all``; a test checks both agree.
+
+Append-only tables: ``audit_log`` and ``labels`` (database triggers refuse UPDATE/DELETE,
+and the session guard in :mod:`skinstation.storage.audit` refuses them before they reach SQL).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from skinstation.storage.timeutil import UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The decision codes the review queue puts first. Storage sits below inference in the layer
+# contract and may not import it; tests check these equal the inference constants.
+INDETERMINATE = "indeterminate"
+SKIN_CANCER = "skin_cancer"
+
+
+class Role(StrEnum):
+    """What an operator account is for."""
+
+    STAFF = "staff"
+    DERMATOLOGIST = "dermatologist"
+    ADMIN = "admin"
+
+
+class LabelKind(StrEnum):
+    """Who produced a label: the capturing operator (original) or a dermatologist (review)."""
+
+    OPERATOR = "operator"
+    REVIEW = "review"
+
+
+class OutboxState(StrEnum):
+    """Sync state of a capture waiting to go to the central engine."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention and the UTC datetime mapping."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012
+
+
+class Operator(Base):
+    """A person who logs in to the station."""
+
+    __tablename__ = "operators"
+    __table_args__ = (CheckConstraint(_in("role", Role), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    failed_login_count: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class Patient(Base):
+    """A patient, known by a pseudonymous id; the name is kept only if the station allows it."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    created_at: Mapped[datetime]
+
+
+class Visit(Base):
+    """One sitting of a patient at the station with an operator."""
+
+    __tablename__ = "visits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    station_id: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class Capture(Base):
+    """One image taken in one illumination band; its bytes live in the image store."""
+
+    __tablename__ = "captures"
+    __table_args__ = (
+        UniqueConstraint("multispectral_group_id", "multispectral_index"),
+        CheckConstraint(
+            "(multispectral_group_id IS NULL) = (multispectral_index IS NULL)",
+            name="multispectral_pair",
+        ),
+        CheckConstraint("width > 0 AND height > 0", name="positive_size"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    station_id: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(128))
+    band: Mapped[str] = mapped_column(String(32))
+    body_site: Mapped[str] = mapped_column(String(64))
+    image_ref: Mapped[str] = mapped_column(String(128))
+    image_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    image_format: Mapped[str] = mapped_column(String(8))
+    image_size: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    access_time: Mapped[datetime]
+    capture_time: Mapped[datetime] = mapped_column(index=True)
+    saved_at: Mapped[datetime]
+    uploaded_at: Mapped[datetime | None]
+    multispectral_group_id: Mapped[str | None] = mapped_column(String(36))
+    multispectral_index: Mapped[int | None]
+
+
+class Prediction(Base):
+    """One model's output for one capture; a capture's latest prediction is the one shown."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), index=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    class_probabilities: Mapped[dict[str, Any]]
+    group_probabilities: Mapped[dict[str, Any]]
+    decision: Mapped[str] = mapped_column(String(32))
+    referral: Mapped[bool | None]
+    created_at: Mapped[datetime]
+
+
+class Label(Base):
+    """A diagnosis code attached to a capture; rows are never changed, reviews add rows.
+
+    The capture's ORIGINAL label is its one ``operator`` row. Its FINAL label is the latest
+    ``review`` row, else the original. A revised review is a new row naming the one it
+    ``supersedes``.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        CheckConstraint(_in("kind", LabelKind), name="kind"),
+        Index(
+            "uq_labels_one_original",
+            "capture_id",
+            unique=True,
+            sqlite_where=text("kind = 'operator'"),
+            postgresql_where=text("kind = 'operator'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    author_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id"))
+    created_at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """Who viewed or changed what, and when; append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"), index=True)
+    station_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    entity_type: Mapped[str | None] = mapped_column(String(32))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]]
+
+
+class OutboxEntry(Base):
+    """A capture waiting to be synced to the central engine (one row per capture)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (CheckConstraint(_in("state", OutboxState), name="state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Station ↔ engine sync client (offline-first outbox, reviews and model updates)."""

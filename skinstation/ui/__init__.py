@@ -1,0 +1,1 @@
+"""The PySide6 exam-station application (the only package that imports Qt)."""
