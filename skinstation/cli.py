@@ -138,6 +138,27 @@ def cmd_model_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Drive the station flow without the UI, printing each step."""
+    import getpass
+    import os
+
+    from skinstation.services.demo import run_demo
+
+    settings = _settings(args)
+    if args.home:
+        settings = settings.replace(home=Path(args.home))
+    if args.model:
+        settings = settings.replace(model_path=Path(args.model))
+    password = os.environ.get(args.password_env) if args.password_env else None
+    if not password:
+        password = getpass.getpass(f"password for {args.username}: ")
+    images = Path(args.images) if args.images else (
+        settings.data_dir / "ham10000" / "images" if settings.data_dir else None)
+    run_demo(settings, images, args.username, password)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="skinstation", description=__doc__)
@@ -187,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threads", type=int, default=2)
     predict.set_defaults(handler=cmd_predict)
 
+    demo = commands.add_parser("demo", help="run the station flow without the UI")
+    demo.add_argument("--home", default="", help="station home (database, images)")
+    demo.add_argument("--images", default="", help="folder the simulated dermatoscope plays")
+    demo.add_argument("--model", default="")
+    demo.add_argument("--username", default="nurse")
+    demo.add_argument("--password-env", default="",
+                      help="environment variable holding the password (else prompt)")
+    demo.set_defaults(handler=cmd_demo)
+
     card = commands.add_parser("model-card", help="write a model card from a model file")
     card.add_argument("--model", required=True)
     card.add_argument("--out", required=True)
@@ -202,13 +232,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from skinstation.auth import AuthError
+    from skinstation.camera import CameraError, IlluminatorError
     from skinstation.inference.model_file import ModelFileError
+    from skinstation.storage import StorageError
     from skinstation.training.sources import DataSourceError
     from skinstation.training.splits import SplitError
 
+    expected = (ModelFileError, DataSourceError, SplitError, FileNotFoundError, AuthError,
+                CameraError, IlluminatorError, StorageError)
     try:
         return args.handler(args)
-    except (ModelFileError, DataSourceError, SplitError, FileNotFoundError) as exc:
+    except expected as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

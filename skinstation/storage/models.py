@@ -41,6 +41,7 @@ NAMING_CONVENTION = {
 # The decision codes the review queue puts first. Storage sits below inference in the layer
 # contract and may not import it; tests check these equal the inference constants.
 INDETERMINATE = "indeterminate"
+NOT_ASSESSABLE = "not_assessable"
 SKIN_CANCER = "skin_cancer"
 
 

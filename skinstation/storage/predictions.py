@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from skinstation.storage.models import INDETERMINATE, Prediction
+from skinstation.storage.models import INDETERMINATE, NOT_ASSESSABLE, Prediction
 from skinstation.storage.validation import require_probabilities, require_text
 
 
@@ -23,11 +23,18 @@ def new_prediction(
 
     Raises:
         ValueError: If a probability is outside [0, 1] or ``decision`` is neither a group of
-            ``group_probabilities`` nor ``"indeterminate"``.
+            ``group_probabilities`` nor ``"indeterminate"``, or ``"not_assessable"`` comes
+            with probabilities (a rejected image has no diagnosis).
     """
-    classes = require_probabilities(class_probabilities, "class_probabilities")
-    groups = require_probabilities(group_probabilities, "group_probabilities")
-    if decision != INDETERMINATE and decision not in groups:
+    if decision == NOT_ASSESSABLE:
+        if class_probabilities or group_probabilities:
+            raise ValueError("a not-assessable prediction carries no probabilities")
+        classes: dict[str, float] = {}
+        groups: dict[str, float] = {}
+    else:
+        classes = require_probabilities(class_probabilities, "class_probabilities")
+        groups = require_probabilities(group_probabilities, "group_probabilities")
+    if decision not in (NOT_ASSESSABLE, INDETERMINATE) and decision not in groups:
         raise ValueError(
             f"decision must be one of {sorted(groups)} or {INDETERMINATE!r}, got {decision!r}"
         )

@@ -252,6 +252,26 @@ class StationStore(AuditedStore):
             self._audit(session, None, AuditAction.PREDICTION_SAVED, "capture", capture_id, detail)
             return prediction
 
+    def latest_prediction(self, capture_id: int) -> dict[str, object] | None:
+        """The capture's latest prediction as a plain dict (None if never classified)."""
+        with self.database.transaction() as session:
+            get_or_raise(session, Capture, capture_id)
+            row = session.scalar(
+                select(Prediction)
+                .where(Prediction.capture_id == capture_id)
+                .order_by(Prediction.created_at.desc(), Prediction.id.desc())
+                .limit(1)
+            )
+            if row is None:
+                return None
+            return {
+                "id": row.id, "model_version": row.model_version,
+                "class_probabilities": dict(row.class_probabilities),
+                "group_probabilities": dict(row.group_probabilities),
+                "decision": row.decision, "referral": row.referral,
+                "created_at": row.created_at,
+            }
+
     def add_operator_label(
         self, capture_id: int, code: str, *, author_id: int, note: str | None = None
     ) -> Label:

@@ -1,0 +1,273 @@
+"""The exam station's service functions: what the UI and the CLI demo call.
+
+One :class:`StationService` per station process. It ties together operator access
+(:mod:`skinstation.auth`), the labelled store (:mod:`skinstation.storage`), capture quality
+(:mod:`skinstation.camera.quality`) and the on-device classifier (:mod:`.models`). Every call
+that touches patient data takes the operator's :class:`~skinstation.auth.Session` and checks
+its permission first; the store writes the audit rows.
+
+Blocking work (classification, saving) is plain synchronous code here; the UI runs it in
+worker threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from skinstation.auth import (
+    AuthService,
+    OperatorAccount,
+    Role,
+    Session,
+    can_capture,
+    can_review,
+    can_view_history,
+)
+from skinstation.camera import Frame, QualityReport, assess_quality
+from skinstation.inference.classifier import NOT_ASSESSABLE, Prediction
+from skinstation.services.models import ModelInfo, ModelManager
+from skinstation.settings import Settings
+from skinstation.storage import (
+    Capture,
+    CaptureSummary,
+    Database,
+    LabelHistory,
+    Patient,
+    ReviewState,
+    StationStore,
+    Visit,
+    init_database,
+    utc_now,
+)
+from skinstation.storage.timeutil import Clock
+
+
+class SyntheticFrameError(ValueError):
+    """A drawn demonstration frame was offered as a patient image."""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Quality check and classification of one frame, before it is saved.
+
+    Attributes:
+        quality: The capture-quality report.
+        prediction: The classifier's output (None if quality failed and was not overridden).
+        seconds: Quality check + preprocessing + model + decision time.
+    """
+
+    quality: QualityReport
+    prediction: Prediction | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SavedCapture:
+    """A capture as stored: its row and (when classified) the stored prediction's id."""
+
+    capture: Capture
+    prediction_id: int | None
+
+
+@dataclass(frozen=True)
+class CaptureDetail:
+    """Everything the result/history/review screens show about one capture."""
+
+    capture: Capture
+    pixels: np.ndarray
+    prediction: dict[str, Any] | None
+    labels: LabelHistory
+
+
+class StationService:
+    """Station operations behind permission checks.
+
+    Args:
+        settings: The station settings.
+        database: An open database (``init_database(settings)`` if None).
+        models: Model manager (one for ``settings`` if None).
+        clock: Source of "now" (aware datetimes).
+    """
+
+    def __init__(self, settings: Settings, database: Database | None = None,
+                 models: ModelManager | None = None, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.database = database or init_database(settings)
+        self.clock = clock
+        self.store = StationStore(self.database, clock=clock,
+                                  store_patient_names=settings.store_patient_names)
+        self.auth = AuthService(self.database, settings=settings.auth, clock=clock)
+        self.models = models or ModelManager(settings)
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def needs_first_admin(self) -> bool:
+        """True until the first administrator has been created."""
+        return self.auth.needs_first_admin()
+
+    def create_first_admin(self, username: str, display_name: str,
+                           password: str) -> OperatorAccount:
+        """First-run setup: create the administrator from explicit input."""
+        return self.auth.create_first_admin(username, display_name, password)
+
+    def login(self, username: str, password: str) -> Session:
+        """Open an operator session (see :meth:`AuthService.login` for the errors)."""
+        return self.auth.login(username, password)
+
+    def logout(self, session: Session) -> None:
+        """End a session."""
+        self.auth.logout(session)
+
+    def create_operator(self, admin: Session, username: str, display_name: str, role: Role,
+                        password: str) -> OperatorAccount:
+        """Admin: add an operator account."""
+        return self.auth.create_operator(admin, username, display_name, role, password)
+
+    # -- patients and visits ----------------------------------------------------------------
+
+    def find_or_create_patient(self, session: Session, pseudonym: str,
+                               name: str | None = None) -> Patient:
+        """Find a patient by pseudonymous id, creating the record if it does not exist."""
+        self.auth.require(session, can_capture)
+        patient = self.store.find_patient(pseudonym, actor_id=session.operator_id)
+        if patient is not None:
+            return patient
+        return self.store.create_patient(pseudonym, actor_id=session.operator_id, name=name)
+
+    def start_visit(self, session: Session, patient_id: int) -> Visit:
+        """Open a visit (exam session) for a patient."""
+        self.auth.require(session, can_capture)
+        return self.store.open_visit(patient_id, operator_id=session.operator_id)
+
+    def close_visit(self, session: Session, visit_id: int) -> Visit:
+        """Close a visit; no more captures can be added to it."""
+        self.auth.require(session, can_capture)
+        return self.store.close_visit(visit_id, operator_id=session.operator_id)
+
+    # -- quality and classification -------------------------------------------------------
+
+    def model_info(self) -> ModelInfo:
+        """The model in use (loads it on first call)."""
+        return self.models.info()
+
+    def check_quality(self, pixels: np.ndarray) -> QualityReport:
+        """Run the capture-quality checks with the station's thresholds."""
+        return assess_quality(pixels, self.settings.quality)
+
+    def classify(self, pixels: np.ndarray) -> Prediction:
+        """Classify one RGB frame with the model in use."""
+        return self.models.classifier().classify(np.ascontiguousarray(pixels))
+
+    def analyse(self, pixels: np.ndarray, classify_if_poor: bool = False) -> Analysis:
+        """Quality-check a frame, then classify it if it passed (or if told to anyway)."""
+        started = time.perf_counter()
+        quality = self.check_quality(pixels)
+        prediction = self.classify(pixels) if quality.passed or classify_if_poor else None
+        return Analysis(quality, prediction, time.perf_counter() - started)
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def save_capture(
+        self, session: Session, visit_id: int, frame: Frame, *, band: str, body_site: str,
+        access_time: dt.datetime, prediction: Prediction | None = None,
+        multispectral_group_id: str | None = None, multispectral_index: int | None = None,
+    ) -> SavedCapture:
+        """Store a frame (lossless) with its labels, then its prediction.
+
+        Raises:
+            SyntheticFrameError: For drawn demonstration frames (never patient images).
+        """
+        self.auth.require(session, can_capture)
+        if frame.synthetic:
+            raise SyntheticFrameError(
+                "This is a synthetic demonstration frame, not a patient image: it cannot be "
+                "saved to a patient record. Choose a camera or a simulator image folder.")
+        capture = self.store.save_capture(
+            visit_id, np.ascontiguousarray(frame.pixels), band=band, body_site=body_site,
+            device_id=frame.device_id, operator_id=session.operator_id, access_time=access_time,
+            capture_time=dt.datetime.fromtimestamp(frame.timestamp, dt.UTC),
+            multispectral_group_id=multispectral_group_id,
+            multispectral_index=multispectral_index,
+        )
+        prediction_id = None
+        if prediction is not None:
+            prediction_id = self.store.save_prediction(
+                capture.id, model_version=prediction.model_version,
+                class_probabilities=prediction.class_probs,
+                group_probabilities=prediction.group_probs,
+                decision=prediction.decision,
+                referral=None if prediction.decision == NOT_ASSESSABLE else prediction.referral,
+            ).id
+        return SavedCapture(capture, prediction_id)
+
+    def save_multispectral(
+        self, session: Session, visit_id: int, frames: Sequence[tuple[str, Frame]], *,
+        body_site: str, access_time: dt.datetime, classify_band: str = "white",
+    ) -> list[SavedCapture]:
+        """Store one frame per band as one multispectral group; classify the white frame."""
+        group = uuid.uuid4().hex
+        saved = []
+        for index, (band, frame) in enumerate(frames):
+            prediction = self.classify(frame.pixels) if band == classify_band else None
+            saved.append(self.save_capture(
+                session, visit_id, frame, band=band, body_site=body_site,
+                access_time=access_time, prediction=prediction,
+                multispectral_group_id=group, multispectral_index=index))
+        return saved
+
+    # -- labels and review ----------------------------------------------------------------
+
+    def _check_code(self, code: str) -> str:
+        classes = self.models.classifier().taxonomy.classes
+        if code not in classes:
+            raise ValueError(f"unknown diagnosis code {code!r}; use one of {', '.join(classes)}")
+        return code
+
+    def label(self, session: Session, capture_id: int, code: str, note: str | None = None) -> int:
+        """The capturing operator's label (the original label); returns the label id."""
+        self.auth.require(session, can_capture)
+        return self.store.add_operator_label(capture_id, self._check_code(code),
+                                             author_id=session.operator_id, note=note).id
+
+    def review(self, session: Session, capture_id: int, code: str,
+               note: str | None = None) -> int:
+        """A dermatologist confirms or corrects the diagnosis (becomes the final label)."""
+        self.auth.require(session, can_review)
+        return self.store.add_review(capture_id, self._check_code(code),
+                                     author_id=session.operator_id, note=note).id
+
+    # -- reading --------------------------------------------------------------------------
+
+    def history(self, session: Session, *, patient_id: int | None = None,
+                since: dt.datetime | None = None, until: dt.datetime | None = None,
+                decision: str | None = None, review_state: ReviewState | None = None,
+                limit: int = 500) -> list[CaptureSummary]:
+        """Captures by patient, date range, decision and review state (newest first)."""
+        self.auth.require(session, can_view_history)
+        return self.store.history(actor_id=session.operator_id, patient_id=patient_id,
+                                  since=since, until=until, decision=decision,
+                                  review_state=review_state, limit=limit)
+
+    def review_queue(self, session: Session, limit: int = 500) -> list[CaptureSummary]:
+        """Unreviewed captures, indeterminate and suspected cancer first."""
+        self.auth.require(session, can_review)
+        return self.store.review_queue(actor_id=session.operator_id, limit=limit)
+
+    def capture_detail(self, session: Session, capture_id: int) -> CaptureDetail:
+        """A capture with its pixels, latest prediction and labels (audited reads)."""
+        self.auth.require(session, can_view_history)
+        from skinstation.inference.preprocessing import decode_image
+
+        capture = self.store.get_capture(capture_id, actor_id=session.operator_id)
+        pixels = decode_image(self.store.read_image(capture_id, actor_id=session.operator_id),
+                              name=f"capture {capture.id}")
+        labels = self.store.labels(capture_id, actor_id=session.operator_id)
+        prediction = self.store.latest_prediction(capture_id)
+        return CaptureDetail(capture, pixels, prediction, labels)
