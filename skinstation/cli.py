@@ -40,11 +40,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from skinstation.training.trainer import TrainConfig
 
     settings = _settings(args)
-    preprocess = PreprocessConfig(size=args.size, hair_removal=not args.no_hair_removal)
+    preprocess = PreprocessConfig(size=args.size, square=args.square,
+                                  hair_removal=not args.no_hair_removal)
     config = TrainConfig(
         architecture=args.architecture, preprocess=preprocess, views=args.views,
         head_epochs=args.head_epochs, finetune_epochs=args.epochs, seed=args.seed,
         threads=args.threads, class_weighting=args.class_weighting,
+        trunk_blocks=args.trunk_blocks, finetune_lr=args.lr,
+        label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
     )
     request = BuildRequest(
         source=_resolve_source(args.data, settings), split_path=Path(args.split),
@@ -174,10 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra source evaluated in full (repeatable)")
     train.add_argument("--architecture", default="mobilenet_v2")
     train.add_argument("--size", type=int, default=224)
+    train.add_argument("--square", default="crop", choices=["crop", "pad", "stretch"])
     train.add_argument("--no-hair-removal", action="store_true")
     train.add_argument("--views", type=int, default=4, help="augmented views per image")
     train.add_argument("--head-epochs", type=int, default=30)
     train.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs")
+    train.add_argument("--trunk-blocks", type=int, default=0,
+                       help="feature blocks in the cached, frozen trunk (0: architecture default)")
+    train.add_argument("--lr", type=float, default=2e-4, help="fine-tuning learning rate")
+    train.add_argument("--label-smoothing", type=float, default=0.1)
+    train.add_argument("--weight-decay", type=float, default=0.02)
     train.add_argument("--class-weighting", default="balanced",
                        choices=["balanced", "sqrt", "none"])
     train.add_argument("--target-sensitivity", type=float, default=0.95)
@@ -222,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--out", required=True)
     card.add_argument("--rerun", default="", help="command line that rebuilds the model")
     card.set_defaults(handler=cmd_model_card)
+
+    from skinstation.engine.cli import register_engine_commands
+    from skinstation.sync.cli import register_sync_commands
+
+    register_engine_commands(commands)
+    register_sync_commands(commands)
     return parser
 
 

@@ -43,14 +43,16 @@ class TrainConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     views: int = 4
+    trunk_blocks: int = 0
+    freeze_batchnorm: bool = True
     head_epochs: int = 30
     finetune_epochs: int = 6
     batch_size: int = 64
     head_lr: float = 3e-3
-    finetune_lr: float = 5e-4
-    weight_decay: float = 1e-4
+    finetune_lr: float = 2e-4
+    weight_decay: float = 0.02
     class_weighting: str = "balanced"
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     seed: int = 42
     threads: int = 2
 
@@ -162,10 +164,11 @@ def train_classifier(
 
     started = time.monotonic()
     network = build_network(config.architecture, len(classes), pretrained=True)
-    trunk, tail = Trunk(network, arch.trunk_blocks), Tail(network, arch.trunk_blocks)
+    blocks = config.trunk_blocks or arch.trunk_blocks
+    trunk, tail = Trunk(network, blocks), Tail(network, blocks)
     for parameter in trunk.parameters():
         parameter.requires_grad_(False)
-    identity = f"{config.architecture}-imagenet-{arch.trunk_blocks}"
+    identity = f"{config.architecture}-imagenet-{blocks}"
     train_images = prepared_images(train, config.preprocess, cache_dir, log)
     val_images = prepared_images(val, config.preprocess, cache_dir, log)
     train_id = _key(identity, [r.image_path for r in train])
@@ -181,11 +184,14 @@ def train_classifier(
     pooled = np.concatenate([_pooled(tail, v) for v in train_views])
     labels = np.tile(y_train, config.views)
     history = _train_head(tail.classifier[1], pooled, labels, weights, config, generator, log)
+    head_score = balanced_accuracy(y_val, _logits(tail, val_features).argmax(1), len(classes))
+    history[-1]["val_balanced_accuracy"] = head_score
+    log(f"[head] val balanced accuracy {head_score:.4f}")
     seconds["head"] = time.monotonic() - started
 
     started = time.monotonic()
     history += _finetune(tail, train_views, y_train, val_features, y_val, weights, config,
-                         generator, cache_dir, log)
+                         generator, cache_dir, log, baseline_score=head_score)
     seconds["finetune"] = time.monotonic() - started
     network.eval()
     val_logits = _logits(tail, val_features)
@@ -207,7 +213,7 @@ def _logits(tail: Tail, features: np.ndarray, batch_size: int = 256) -> np.ndarr
 def _finetune(
     tail: Tail, views: list[np.ndarray], y_train: np.ndarray, val_features: np.ndarray,
     y_val: np.ndarray, weights: torch.Tensor, config: TrainConfig, generator: torch.Generator,
-    cache_dir: Path | None, log: Log,
+    cache_dir: Path | None, log: Log, baseline_score: float = -1.0,
 ) -> list[dict[str, float]]:
     if config.finetune_epochs <= 0:
         return []
@@ -227,7 +233,8 @@ def _finetune(
     checkpoint = (cache_dir / f"finetune-{_key(config.to_dict(), len(y_train))}.pt"
                   if cache_dir else None)
     history: list[dict[str, float]] = []
-    best = {"score": -1.0, "state": None}
+    best = {"score": baseline_score,
+            "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
     first_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=True)
@@ -243,6 +250,10 @@ def _finetune(
     all_labels = torch.from_numpy(np.tile(y_train, len(views)))
     for epoch in range(first_epoch, config.finetune_epochs):
         tail.train()
+        if config.freeze_batchnorm:  # small CPU batches: keep ImageNet running statistics
+            for module in tail.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
         order = torch.randperm(len(all_labels), generator=generator)
         progress = Progress(f"fine-tune epoch {epoch + 1}/{config.finetune_epochs}",
                             len(order), log, unit="samples", every=30.0)
