@@ -20,6 +20,29 @@ import numpy as np
 import torch
 
 STATE_PREFIX = "assess."
+MIN_CONTRAST = 6.0
+MIN_COLOURFULNESS = 4.0
+
+
+def image_problem(image: np.ndarray) -> str | None:
+    """Simple checks no skin close-up fails: a blank frame and a colourless (grey) image.
+
+    A dermatoscope or clinic camera delivers colour; skin always has some chroma. These run
+    before the learned score, on the decoded RGB image.
+
+    Returns:
+        Why the image cannot be assessed, or None.
+    """
+    small = np.asarray(image[:: max(1, image.shape[0] // 128), :: max(1, image.shape[1] // 128)],
+                       np.float64)
+    if small.std() < MIN_CONTRAST:
+        return f"blank frame: pixel contrast {small.std():.1f} below {MIN_CONTRAST}"
+    red, green, blue = small[..., 0], small[..., 1], small[..., 2]
+    rg, yb = red - green, 0.5 * (red + green) - blue
+    colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    if colourfulness < MIN_COLOURFULNESS:
+        return f"no colour: colourfulness {colourfulness:.1f} below {MIN_COLOURFULNESS}"
+    return None
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from skinstation.inference.assessability import AssessabilityModel
+from skinstation.inference.assessability import AssessabilityModel, image_problem
 from skinstation.inference.decision import INDETERMINATE, decide
 from skinstation.inference.model_file import ModelMetadata, load_model_file
 from skinstation.inference.network import build_network
@@ -52,6 +52,7 @@ class Prediction:
         guidance_key: Text key of the guidance shown (the more cautious of rule and referral).
         model_version: Version of the model file used.
         seconds: Preprocessing + model + decision time.
+        not_assessable_reason: Why the image was not assessed ("" when it was).
     """
 
     class_probs: dict[str, float]
@@ -65,6 +66,7 @@ class Prediction:
     guidance_key: str
     model_version: str
     seconds: float
+    not_assessable_reason: str = ""
 
     def guidance(self, language: str = "en") -> str:
         """Guidance text in ``language``."""
@@ -154,28 +156,41 @@ class Classifier:
     def classify_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """Classify several decoded RGB uint8 images (one forward pass)."""
         started = time.perf_counter()
+        problems = [image_problem(image) for image in images]
         batch = np.stack([preprocess(image, self.preprocess_config) for image in images])
         logits, pooled = self.forward(batch)
-        return self.predictions_from_outputs(logits, pooled, started)
+        return self.predictions_from_outputs(logits, pooled, started, problems)
 
-    def predictions_from_outputs(self, logits: np.ndarray, pooled: np.ndarray,
-                                 started: float | None = None) -> list[Prediction]:
-        """Turn network outputs into predictions (decision, referral, assessability)."""
+    def predictions_from_outputs(
+        self, logits: np.ndarray, pooled: np.ndarray, started: float | None = None,
+        problems: Sequence[str | None] | None = None,
+    ) -> list[Prediction]:
+        """Turn network outputs into predictions (decision, referral, assessability).
+
+        Args:
+            logits: Network logits (N, classes).
+            pooled: Pooled features (N, d) for the assessability score.
+            started: ``perf_counter()`` at the start, to report per-image time.
+            problems: Result of :func:`image_problem` per image (None: not checked).
+        """
         probs = self.probabilities(logits)
         groups = probs @ self._group_matrix
         scores = self.assessability.scores(pooled, logits)
+        problems = list(problems) if problems is not None else [None] * len(probs)
         elapsed = (time.perf_counter() - started) / len(probs) if started else 0.0
-        return [self._prediction(p, g, s, elapsed) for p, g, s in zip(probs, groups, scores,
-                                                                     strict=True)]
+        return [self._prediction(p, g, s, q, elapsed)
+                for p, g, s, q in zip(probs, groups, scores, problems, strict=True)]
 
     def _prediction(self, probs: np.ndarray, groups: np.ndarray, score: float | None,
-                    seconds: float) -> Prediction:
-        assessable = self.assessability.accepts(score)
+                    problem: str | None, seconds: float) -> Prediction:
+        if problem is None and not self.assessability.accepts(score):
+            problem = (f"unlike the skin images the model was trained on (score {score:.1f} "
+                       f"above {self.assessability.threshold:.1f})")
         group_probs = {g: float(groups[i]) for i, g in enumerate(self.taxonomy.groups)}
-        if not assessable:
+        if problem is not None:
             return Prediction({}, {}, NOT_ASSESSABLE, False, self.referral_threshold, False,
                               score, "", guidance_key(NOT_ASSESSABLE, False), self.version,
-                              seconds)
+                              seconds, problem)
         decision = decide(group_probs)
         referral = (self.referral_threshold is not None
                     and group_probs[SKIN_CANCER] >= self.referral_threshold)

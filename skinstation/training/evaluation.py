@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from skinstation.inference.assessability import image_problem
 from skinstation.inference.classifier import Classifier
 from skinstation.inference.decision import INDETERMINATE
 from skinstation.inference.preprocessing import decode_image, preprocess
@@ -56,11 +57,14 @@ def run_model(classifier: Classifier, records: Sequence[Record], batch_size: int
     config = classifier.preprocess_config
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
-        batch = np.stack([preprocess(decode_image(r.image_path), config) for r in chunk])
+        images = [decode_image(r.image_path) for r in chunk]
+        batch = np.stack([preprocess(image, config) for image in images])
         chunk_logits, chunk_pooled = classifier.forward(batch)
         logits.append(chunk_logits)
         pooled.append(chunk_pooled)
-        predictions += classifier.predictions_from_outputs(chunk_logits, chunk_pooled)
+        problems = [image_problem(image) for image in images]
+        predictions += classifier.predictions_from_outputs(chunk_logits, chunk_pooled,
+                                                           problems=problems)
         progress.update(len(chunk))
     all_logits = np.concatenate(logits)
     return ModelOutputs(
