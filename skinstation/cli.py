@@ -48,6 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads, class_weighting=args.class_weighting,
         trunk_blocks=args.trunk_blocks, finetune_lr=args.lr,
         label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
+        freeze_batchnorm=args.freeze_batchnorm,
     )
     request = BuildRequest(
         source=_resolve_source(args.data, settings), split_path=Path(args.split),
@@ -162,8 +163,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_station(args: argparse.Namespace) -> int:
+    """Open the exam-station app (the same as ``python -m skinstation``)."""
+    from skinstation.ui.app import main as station_main
+
+    argv = []
+    for name in ("data_dir", "home", "model", "camera", "language", "exit_after"):
+        if getattr(args, name, None):
+            argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return station_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
+    from skinstation.training.trainer import TrainConfig
+
+    defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="skinstation", description=__doc__)
     parser.add_argument("--data-dir", help="root of the image data (e.g. ../shared/data)")
     commands = parser.add_subparsers(dest="command")
@@ -176,17 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval", action="append", default=[],
                        help="extra source evaluated in full (repeatable)")
     train.add_argument("--architecture", default="mobilenet_v2")
-    train.add_argument("--size", type=int, default=224)
+    train.add_argument("--size", type=int, default=160)
     train.add_argument("--square", default="crop", choices=["crop", "pad", "stretch"])
     train.add_argument("--no-hair-removal", action="store_true")
-    train.add_argument("--views", type=int, default=4, help="augmented views per image")
+    train.add_argument("--views", type=int, default=defaults.views,
+                       help="augmented views per image")
     train.add_argument("--head-epochs", type=int, default=30)
-    train.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs")
-    train.add_argument("--trunk-blocks", type=int, default=0,
+    train.add_argument("--epochs", type=int, default=defaults.finetune_epochs,
+                       help="fine-tuning epochs")
+    train.add_argument("--trunk-blocks", type=int, default=defaults.trunk_blocks,
                        help="feature blocks in the cached, frozen trunk (0: architecture default)")
-    train.add_argument("--lr", type=float, default=2e-4, help="fine-tuning learning rate")
-    train.add_argument("--label-smoothing", type=float, default=0.1)
-    train.add_argument("--weight-decay", type=float, default=0.02)
+    train.add_argument("--lr", type=float, default=defaults.finetune_lr,
+                       help="fine-tuning learning rate")
+    train.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    train.add_argument("--freeze-batchnorm", action="store_true",
+                       help="keep ImageNet BatchNorm statistics while fine-tuning")
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     train.add_argument("--class-weighting", default="balanced",
                        choices=["balanced", "sqrt", "none"])
     train.add_argument("--target-sensitivity", type=float, default=0.95)
@@ -225,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--password-env", default="",
                       help="environment variable holding the password (else prompt)")
     demo.set_defaults(handler=cmd_demo)
+
+    station = commands.add_parser("station", help="open the exam-station app (PySide6)")
+    for name in ("--home", "--model", "--camera", "--language", "--exit-after"):
+        station.add_argument(name, help="as for python -m skinstation")
+    station.set_defaults(handler=cmd_station)
 
     card = commands.add_parser("model-card", help="write a model card from a model file")
     card.add_argument("--model", required=True)

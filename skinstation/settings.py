@@ -106,13 +106,78 @@ class CameraSettings:
 
 @dataclass(frozen=True)
 class SyncSettings:
-    """Where and how the station syncs to the central engine."""
+    """Where and how the station syncs to the central engine.
+
+    ``settle_seconds``: a capture is uploaded once it is this old, so the prediction and
+    label saved right after it travel with it. ``timeout_seconds``, ``retries`` and
+    ``backoff_seconds`` shape each request (urllib3 ``Retry``) and the wait after a failed
+    round (doubling up to ``interval_seconds``).
+    """
 
     engine_url: str = ""
     verify_tls: bool = True
     ca_bundle: str = ""
     interval_seconds: float = 60.0
     send_patient_names: bool = False
+    settle_seconds: float = 5.0
+    timeout_seconds: float = 30.0
+    retries: int = 3
+    backoff_seconds: float = 0.5
+    batch_size: int = 50
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The central engine: its home, database, retraining gate and limits.
+
+    Attributes:
+        home: Engine folder (default ``<home>/engine``): signing key, logs, job folders.
+        database_url: SQLAlchemy URL (default SQLite in ``home``); PostgreSQL for scale-out.
+        storage_dir: Image and model files (default ``<engine home>/storage``); shared
+            storage when several API nodes serve one engine.
+        base_source: Base training data spec, e.g. ``ham10000:ham10000`` (relative to
+            ``data_dir``).
+        locked_split: Split file of the base data; its ``test`` part is the locked test set
+            every candidate is judged on and that retraining never trains on.
+        max_balanced_accuracy_drop: Promotion gate: how much lower the candidate's balanced
+            accuracy on the locked test set may be than the current model's.
+        max_sensitivity_drop: Promotion gate: the same for skin-cancer referral sensitivity.
+        min_reviewed_cases: Retraining needs at least this many expert-reviewed cases.
+        train_views, head_epochs, finetune_epochs, batch_size, train_threads: Retraining
+            hyper-parameters (see ``TrainConfig``).
+        train_processes: 1 trains inside the worker; N > 1 trains with PyTorch DDP under
+            ``torchrun --nproc_per_node=N`` (gloo on CPU).
+        job_lease_seconds: A running job whose worker has not reported for this long is
+            requeued (its worker died).
+        max_job_attempts: A job that lost its worker this many times fails.
+        max_image_bytes: Largest capture image accepted.
+        max_metadata_bytes: Largest capture metadata document accepted.
+        enrollment_code_hours: Lifetime of a one-time enrollment code.
+        session_hours: Lifetime of a dermatologist/admin API login.
+        accept_patient_names: Accept patient names from stations (off: pseudonyms only).
+    """
+
+    home: Path | None = None
+    database_url: str = ""
+    storage_dir: str = ""
+    base_source: str = "ham10000:ham10000"
+    locked_split: str = "resources/splits/ham10000.csv"
+    max_balanced_accuracy_drop: float = 0.01
+    max_sensitivity_drop: float = 0.0
+    min_reviewed_cases: int = 1
+    train_views: int = 4
+    head_epochs: int = 30
+    finetune_epochs: int = 6
+    batch_size: int = 64
+    train_threads: int = 2
+    train_processes: int = 1
+    job_lease_seconds: float = 900.0
+    max_job_attempts: int = 3
+    max_image_bytes: int = 20_000_000
+    max_metadata_bytes: int = 262_144
+    enrollment_code_hours: float = 24.0
+    session_hours: float = 8.0
+    accept_patient_names: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +211,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def __post_init__(self) -> None:
         if not self.database_url:

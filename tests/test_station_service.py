@@ -12,6 +12,7 @@ import pytest
 from skinstation.auth import PermissionDeniedError, Role
 from skinstation.camera import SimulatedDermatoscope, SyntheticFrameSource
 from skinstation.services.station import StationService, SyntheticFrameError
+from skinstation.settings import Settings
 from skinstation.storage import ReviewState
 
 PASSWORD = "correct horse battery"
@@ -106,3 +107,45 @@ def test_cli_demo_runs_the_whole_flow(tmp_path, tiny_model, ham_dir):
     assert len(history) == 2
     assert {"band white", "band cross_polarised"} == {
         " ".join(line.split()[4:6]) for line in history}
+
+
+def test_ui_helpers_find_thumbnails_explain_names_and_settings(station, ham_dir):
+    nurse = station.login("nurse", PASSWORD)
+    assert station.find_patient(nurse, "P-404") is None  # looking up never creates
+    patient = station.find_or_create_patient(nurse, "P-300")
+    assert station.find_patient(nurse, "P-300").id == patient.id
+    visit = station.start_visit(nurse, patient.id)
+    with SimulatedDermatoscope(ham_dir / "images", size=(640, 480)) as source:
+        frame = source.read()
+    saved = station.save_capture(nurse, visit.id, frame, band="white", body_site="back",
+                                 access_time=dt.datetime.now(dt.UTC))
+    thumbs = station.thumbnails(nurse, [saved.capture.id], max_side=96)
+    assert thumbs[saved.capture.id].shape == (72, 96, 3)
+    explanation = station.explain(frame.pixels)
+    assert explanation.heatmap.shape == explanation.prepared.shape[:2]
+    assert explanation.overlay().dtype == np.uint8
+    names = station.operator_names(nurse)
+    assert names[nurse.operator_id] == "Nurse" and "Dr Derm" in names.values()
+
+    admin = station.login("admin", PASSWORD)
+    with pytest.raises(PermissionDeniedError):
+        station.find_patient(admin, "P-300")
+    assert [a.username for a in station.list_operators(admin)] == ["admin", "derm", "nurse"]
+    with pytest.raises(PermissionDeniedError):
+        station.list_operators(nurse)
+    with pytest.raises(PermissionDeniedError):
+        station.change_settings(nurse, {"language": "ko"})
+    updated = station.change_settings(admin, {"language": "ko", "idle_lock_minutes": 2.5,
+                                              "camera": {"source": "simulator"},
+                                              "quality": {"min_focus": 3.5}})
+    assert station.settings is updated and updated.language == "ko"
+    assert updated.camera.source == "simulator" and updated.camera.width == 1280
+    assert updated.quality.min_focus == 3.5 and updated.quality.min_brightness == 60.0
+    reloaded = Settings.load(env={}, config_file=updated.home / "settings.toml")
+    assert (reloaded.language, reloaded.idle_lock_minutes) == ("ko", 2.5)
+    assert reloaded.camera.source == "simulator" and reloaded.quality.min_focus == 3.5
+    station.change_settings(admin, {"language": "en"})
+    assert Settings.load(env={}, config_file=updated.home / "settings.toml").camera.source \
+        == "simulator"  # earlier changes are kept in the file
+    with pytest.raises(ValueError, match="unknown setting"):
+        station.change_settings(admin, {"no_such_setting": 1})

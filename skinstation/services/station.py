@@ -12,14 +12,17 @@ worker threads.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from skinstation.auth import (
     AuthService,
@@ -27,18 +30,22 @@ from skinstation.auth import (
     Role,
     Session,
     can_capture,
+    can_change_station_settings,
     can_review,
     can_view_history,
 )
 from skinstation.camera import Frame, QualityReport, assess_quality
 from skinstation.inference.classifier import NOT_ASSESSABLE, Prediction
+from skinstation.inference.heatmap import Explanation, explain
 from skinstation.services.models import ModelInfo, ModelManager
+from skinstation.services.settings_file import update_settings_file
 from skinstation.settings import Settings
 from skinstation.storage import (
     Capture,
     CaptureSummary,
     Database,
     LabelHistory,
+    Operator,
     Patient,
     ReviewState,
     StationStore,
@@ -130,6 +137,50 @@ class StationService:
         """Admin: add an operator account."""
         return self.auth.create_operator(admin, username, display_name, role, password)
 
+    def list_operators(self, admin: Session) -> list[OperatorAccount]:
+        """Admin: every account, by username."""
+        return self.auth.list_operators(admin)
+
+    def operator_names(self, session: Session) -> dict[int, str]:
+        """Operator id → display name, to show who labelled or reviewed a capture."""
+        self.auth.check(session)
+        with self.database.transaction() as db:
+            return {row.id: row.display_name for row in db.scalars(select(Operator))}
+
+    # -- station settings -----------------------------------------------------------------
+
+    def change_settings(self, admin: Session, changes: Mapping[str, Any],
+                        config_file: Path | None = None) -> Settings:
+        """Admin: apply setting changes and write them to the station's TOML file.
+
+        Args:
+            admin: An administrator's session.
+            changes: Top-level fields, or section name → changed fields of that section
+                (e.g. ``{"language": "ko", "camera": {"source": "simulator"}}``).
+            config_file: TOML file to update (default ``<home>/settings.toml``).
+
+        Returns:
+            The new settings, now in use by this service.
+
+        Raises:
+            PermissionDeniedError: Unless the session is an administrator's.
+            ValueError: On an unknown setting or a value of the wrong type.
+        """
+        self.auth.require(admin, can_change_station_settings)
+        merged: dict[str, Any] = {}
+        for key, value in changes.items():
+            current = getattr(self.settings, key, None)
+            if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
+                merged[key] = dataclasses.replace(current, **value)  # type: ignore[type-var]
+            else:
+                merged[key] = value
+        updated = self.settings.replace(**merged)
+        update_settings_file(config_file or self.settings.home / "settings.toml",
+                             {k: dict(v) if isinstance(v, Mapping) else v
+                              for k, v in changes.items()})
+        self.settings = updated
+        return updated
+
     # -- patients and visits ----------------------------------------------------------------
 
     def find_or_create_patient(self, session: Session, pseudonym: str,
@@ -140,6 +191,11 @@ class StationService:
         if patient is not None:
             return patient
         return self.store.create_patient(pseudonym, actor_id=session.operator_id, name=name)
+
+    def find_patient(self, session: Session, pseudonym: str) -> Patient | None:
+        """Look a patient up by pseudonym without creating one (for history filters)."""
+        self.auth.require(session, can_view_history)
+        return self.store.find_patient(pseudonym, actor_id=session.operator_id)
 
     def start_visit(self, session: Session, patient_id: int) -> Visit:
         """Open a visit (exam session) for a patient."""
@@ -164,6 +220,10 @@ class StationService:
     def classify(self, pixels: np.ndarray) -> Prediction:
         """Classify one RGB frame with the model in use."""
         return self.models.classifier().classify(np.ascontiguousarray(pixels))
+
+    def explain(self, pixels: np.ndarray, target_class: str | None = None) -> Explanation:
+        """Grad-CAM heatmap of ``target_class`` (default: the top class) for one RGB frame."""
+        return explain(self.models.classifier(), np.ascontiguousarray(pixels), target_class)
 
     def analyse(self, pixels: np.ndarray, classify_if_poor: bool = False) -> Analysis:
         """Quality-check a frame, then classify it if it passed (or if told to anyway)."""
@@ -271,3 +331,21 @@ class StationService:
         labels = self.store.labels(capture_id, actor_id=session.operator_id)
         prediction = self.store.latest_prediction(capture_id)
         return CaptureDetail(capture, pixels, prediction, labels)
+
+    def thumbnails(self, session: Session, capture_ids: Sequence[int],
+                   max_side: int = 96) -> dict[int, np.ndarray]:
+        """Small RGB copies of captures for history lists (audited image reads)."""
+        self.auth.require(session, can_view_history)
+        import cv2
+
+        from skinstation.inference.preprocessing import decode_image
+
+        result = {}
+        for capture_id in capture_ids:
+            pixels = decode_image(self.store.read_image(capture_id, actor_id=session.operator_id),
+                                  name=f"capture {capture_id}")
+            height, width = pixels.shape[:2]
+            scale = min(1.0, max_side / max(height, width))
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            result[capture_id] = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        return result

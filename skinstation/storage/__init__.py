@@ -40,6 +40,7 @@ from skinstation.storage.models import (
     SKIN_CANCER,
     AuditEvent,
     Capture,
+    EngineReview,
     Label,
     LabelKind,
     Operator,
@@ -48,12 +49,14 @@ from skinstation.storage.models import (
     Patient,
     Prediction,
     Role,
+    SyncState,
     Visit,
 )
 from skinstation.storage.outbox import Outbox
 from skinstation.storage.queries import CaptureSummary, ReviewState
 from skinstation.storage.recovery import DEFAULT_ORPHAN_GRACE, RecoveryReport, recover
 from skinstation.storage.store import StationStore
+from skinstation.storage.sync_records import CaptureUpload, ReceivedReview, SyncRecords
 from skinstation.storage.timeutil import Clock, utc_now
 
 __all__ = [
@@ -65,10 +68,12 @@ __all__ = [
     "AuditEvent",
     "Capture",
     "CaptureSummary",
+    "CaptureUpload",
     "Clock",
     "Database",
     "DuplicateError",
     "EncodedImage",
+    "EngineReview",
     "ImageIntegrityError",
     "ImageMissingError",
     "ImageStore",
@@ -86,11 +91,14 @@ __all__ = [
     "Patient",
     "PatientNameNotAllowedError",
     "Prediction",
+    "ReceivedReview",
     "RecoveryReport",
     "ReviewState",
     "Role",
     "StationStore",
     "StorageError",
+    "SyncRecords",
+    "SyncState",
     "Visit",
     "VisitClosedError",
     "create_station_engine",

@@ -233,3 +233,31 @@ class OutboxEntry(Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
+
+
+class EngineReview(Base):
+    """A dermatologist review received from the central engine, stored as a review label.
+
+    ``engine_review_id`` makes receiving idempotent: a review pulled twice is kept once. The
+    label's author is a login-disabled mirror account named ``@engine:<username>``.
+    """
+
+    __tablename__ = "engine_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_review_id: Mapped[int] = mapped_column(unique=True)
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), index=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id"), unique=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class SyncState(Base):
+    """Small named values the sync client keeps (cursors, installed model, last results)."""
+
+    __tablename__ = "sync_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]

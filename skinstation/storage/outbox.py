@@ -40,6 +40,21 @@ class Outbox:
             )
             return list(session.scalars(stmt))
 
+    def unconfirmed(self, limit: int = 100) -> list[OutboxEntry]:
+        """Return pending and sent entries, oldest first: what the engine has not confirmed.
+
+        A ``sent`` entry is one whose upload was interrupted (crash, lost connection) before
+        the engine's answer arrived; the sync client sends it again (uploads are idempotent).
+        """
+        with self.database.transaction() as session:
+            stmt = (
+                select(OutboxEntry)
+                .where(OutboxEntry.state != OutboxState.CONFIRMED.value)
+                .order_by(OutboxEntry.id)
+                .limit(limit)
+            )
+            return list(session.scalars(stmt))
+
     def counts(self) -> dict[OutboxState, int]:
         """Return the number of entries in each state (every state present, zero included)."""
         with self.database.transaction() as session:

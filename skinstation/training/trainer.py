@@ -42,17 +42,18 @@ class TrainConfig:
     architecture: str = "mobilenet_v2"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    views: int = 4
-    trunk_blocks: int = 0
-    freeze_batchnorm: bool = True
+    views: int = 8
+    head_views: int = 2
+    trunk_blocks: int = 7
+    freeze_batchnorm: bool = False
     head_epochs: int = 30
-    finetune_epochs: int = 6
+    finetune_epochs: int = 5
     batch_size: int = 64
     head_lr: float = 3e-3
-    finetune_lr: float = 2e-4
+    finetune_lr: float = 3e-4
     weight_decay: float = 0.02
     class_weighting: str = "balanced"
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     seed: int = 42
     threads: int = 2
 
@@ -181,8 +182,9 @@ def train_classifier(
 
     started = time.monotonic()
     weights = class_weights(y_train, len(classes), config.class_weighting)
-    pooled = np.concatenate([_pooled(tail, v) for v in train_views])
-    labels = np.tile(y_train, config.views)
+    head_views = train_views[: config.head_views]
+    pooled = np.concatenate([_pooled(tail, v) for v in head_views])
+    labels = np.tile(y_train, len(head_views))
     history = _train_head(tail.classifier[1], pooled, labels, weights, config, generator, log)
     head_score = balanced_accuracy(y_val, _logits(tail, val_features).argmax(1), len(classes))
     history[-1]["val_balanced_accuracy"] = head_score
@@ -191,7 +193,8 @@ def train_classifier(
 
     started = time.monotonic()
     history += _finetune(tail, train_views, y_train, val_features, y_val, weights, config,
-                         generator, cache_dir, log, baseline_score=head_score)
+                         generator, cache_dir, log, baseline_score=head_score,
+                         run_id=_key(train_id, val_id))
     seconds["finetune"] = time.monotonic() - started
     network.eval()
     val_logits = _logits(tail, val_features)
@@ -213,7 +216,7 @@ def _logits(tail: Tail, features: np.ndarray, batch_size: int = 256) -> np.ndarr
 def _finetune(
     tail: Tail, views: list[np.ndarray], y_train: np.ndarray, val_features: np.ndarray,
     y_val: np.ndarray, weights: torch.Tensor, config: TrainConfig, generator: torch.Generator,
-    cache_dir: Path | None, log: Log, baseline_score: float = -1.0,
+    cache_dir: Path | None, log: Log, baseline_score: float = -1.0, run_id: str = "",
 ) -> list[dict[str, float]]:
     if config.finetune_epochs <= 0:
         return []
@@ -230,7 +233,7 @@ def _finetune(
         total_steps=steps_per_epoch * config.finetune_epochs, pct_start=0.15,
     )
     loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
-    checkpoint = (cache_dir / f"finetune-{_key(config.to_dict(), len(y_train))}.pt"
+    checkpoint = (cache_dir / f"finetune-{_key(config.to_dict(), run_id, len(y_train))}.pt"
                   if cache_dir else None)
     history: list[dict[str, float]] = []
     best = {"score": baseline_score,

@@ -1,0 +1,1 @@
+"""The engine HTTP API (FastAPI): thin routes over the engine services."""

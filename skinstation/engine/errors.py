@@ -1,0 +1,51 @@
+"""Errors of the engine's services; the HTTP layer maps each class to one status code."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every engine service error (HTTP 400)."""
+
+    status_code = 400
+
+
+class UnauthorizedError(EngineError):
+    """Missing, wrong, expired or revoked credential (HTTP 401)."""
+
+    status_code = 401
+
+
+class ForbiddenError(EngineError):
+    """Authenticated, but the role may not do this (HTTP 403)."""
+
+    status_code = 403
+
+
+class NotFoundError(EngineError):
+    """No such row, or not visible to the caller (HTTP 404)."""
+
+    status_code = 404
+
+
+class ConflictError(EngineError):
+    """The request contradicts stored data, e.g. the same capture uid with other bytes (409)."""
+
+    status_code = 409
+
+
+class TooLargeError(EngineError):
+    """The upload exceeds a configured size limit (HTTP 413)."""
+
+    status_code = 413
+
+
+class InvalidError(EngineError):
+    """The request is malformed or its content fails a check (HTTP 422)."""
+
+    status_code = 422
+
+
+class LockedError(EngineError):
+    """The account is locked after repeated failed logins (HTTP 423)."""
+
+    status_code = 423

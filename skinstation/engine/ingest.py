@@ -1,0 +1,251 @@
+"""Receiving captures from stations: verified, idempotent, all-or-nothing.
+
+:func:`store_capture` checks the image against the metadata (byte count, sha256, that it
+decodes, its format and size) before anything is written. The image file is written
+atomically to the content-addressed store, then the patient, session, capture, predictions
+and labels are inserted in one transaction. The same capture sent again (a retry after a lost
+answer) is recognised by its uid and sha256 and stored once; the same uid with other bytes is
+refused. A file whose transaction failed is an orphan that :func:`sweep_orphan_images` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from skinstation.engine import audit
+from skinstation.engine.database import EngineDatabase
+from skinstation.engine.errors import ConflictError, InvalidError, NotFoundError
+from skinstation.engine.payloads import CaptureMetadata, LabelPart
+from skinstation.engine.schema import (
+    Capture,
+    CapturePrediction,
+    ExamSession,
+    Patient,
+    Review,
+    ReviewAction,
+)
+from skinstation.engine.stations import StationPrincipal
+from skinstation.storage.errors import InvalidImageError
+from skinstation.storage.images import TEMP_PREFIX, EncodedImage, encode_image
+from skinstation.storage.timeutil import utc_now
+
+NON_GROUP_DECISIONS = ("indeterminate", "not_assessable")
+ORPHAN_GRACE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The engine's answer to an upload."""
+
+    capture_id: int
+    uid: str
+    image_sha256: str
+    duplicate: bool
+
+
+def verify_image(metadata: CaptureMetadata, image: bytes) -> EncodedImage:
+    """Check the received bytes are exactly the image the metadata describes.
+
+    Returns:
+        The image, ready for the store.
+
+    Raises:
+        InvalidError: Byte count, sha256, format or pixel size differ, or it does not decode.
+    """
+    declared = metadata.capture
+    if len(image) != declared.image_size:
+        raise InvalidError(
+            f"capture {declared.uid}: received {len(image)} image bytes, metadata says "
+            f"{declared.image_size}; upload incomplete or corrupt, nothing stored"
+        )
+    actual = hashlib.sha256(image).hexdigest()
+    if actual != declared.image_sha256:
+        raise InvalidError(
+            f"capture {declared.uid}: image sha256 is {actual}, metadata says "
+            f"{declared.image_sha256}; upload corrupt, nothing stored"
+        )
+    try:
+        encoded = encode_image(image)
+    except InvalidImageError as error:
+        raise InvalidError(f"capture {declared.uid}: {error}; nothing stored") from None
+    if (encoded.extension, encoded.width, encoded.height) != (
+        declared.image_format, declared.width, declared.height,
+    ):
+        raise InvalidError(
+            f"capture {declared.uid}: image is {encoded.extension} {encoded.width}x"
+            f"{encoded.height}, metadata says {declared.image_format} {declared.width}x"
+            f"{declared.height}; nothing stored"
+        )
+    for prediction in metadata.predictions:
+        allowed = set(prediction.group_probabilities) | set(NON_GROUP_DECISIONS)
+        if prediction.decision not in allowed:
+            raise InvalidError(
+                f"capture {declared.uid}: prediction decision {prediction.decision!r} is not "
+                f"one of {sorted(allowed)}; nothing stored"
+            )
+    operator_labels = [label for label in metadata.labels if label.kind == "operator"]
+    if len(operator_labels) > 1:
+        raise InvalidError(f"capture {declared.uid}: more than one original (operator) label")
+    return encoded
+
+
+def _existing(session: Session, uid: str) -> Capture | None:
+    return session.scalar(select(Capture).where(Capture.uid == uid))
+
+
+def _duplicate_or_conflict(existing: Capture, metadata: CaptureMetadata,
+                           station: StationPrincipal) -> IngestResult:
+    if existing.station_id != station.station_id:
+        raise ConflictError(f"capture uid {existing.uid} belongs to another station")
+    if existing.image_sha256 != metadata.capture.image_sha256:
+        raise ConflictError(
+            f"capture {existing.uid} is already stored with image sha256 "
+            f"{existing.image_sha256}; refusing different bytes {metadata.capture.image_sha256}"
+        )
+    return IngestResult(existing.id, existing.uid, existing.image_sha256, duplicate=True)
+
+
+def store_capture(
+    db: EngineDatabase, station: StationPrincipal, metadata: CaptureMetadata, image: bytes
+) -> IngestResult:
+    """Store one capture sent by ``station`` (idempotent by capture uid + sha256).
+
+    Raises:
+        InvalidError: The image does not match the metadata, or a patient name was sent to
+            an engine that does not accept names. Nothing is stored.
+        ConflictError: The uid is known with other bytes or from another station.
+    """
+    if metadata.patient.name is not None and not db.settings.engine.accept_patient_names:
+        raise InvalidError(
+            "this engine accepts pseudonyms only; the station sent a patient name "
+            "(turn off sync.send_patient_names); nothing stored"
+        )
+    with db.transaction() as session:
+        existing = _existing(session, metadata.capture.uid)
+        if existing is not None:
+            return _duplicate_or_conflict(existing, metadata, station)
+    encoded = verify_image(metadata, image)
+    image_ref = db.images.put(encoded)
+    try:
+        with db.transaction() as session:
+            capture = _insert(session, station, metadata, image_ref)
+            audit.record(session, station.actor, "capture.received", "capture", capture.id,
+                         {"uid": capture.uid, "sha256": capture.image_sha256})
+            return IngestResult(capture.id, capture.uid, capture.image_sha256, duplicate=False)
+    except IntegrityError:
+        # A concurrent retry of the same capture committed first.
+        with db.transaction() as session:
+            existing = _existing(session, metadata.capture.uid)
+            if existing is None:
+                raise
+            return _duplicate_or_conflict(existing, metadata, station)
+
+
+def _insert(session: Session, station: StationPrincipal, metadata: CaptureMetadata,
+            image_ref: str) -> Capture:
+    now = utc_now()
+    patient_part, session_part, part = metadata.patient, metadata.session, metadata.capture
+    patient = session.scalar(select(Patient).where(
+        Patient.station_id == station.station_id, Patient.pseudonym == patient_part.pseudonym))
+    if patient is None:
+        patient = Patient(station_id=station.station_id, pseudonym=patient_part.pseudonym,
+                          name=patient_part.name, created_at=now)
+        session.add(patient)
+        session.flush()
+    exam = session.scalar(select(ExamSession).where(
+        ExamSession.station_id == station.station_id, ExamSession.ref == session_part.ref))
+    if exam is None:
+        exam = ExamSession(station_id=station.station_id, ref=session_part.ref,
+                           patient_id=patient.id, operator=session_part.operator,
+                           opened_at=session_part.opened_at, closed_at=session_part.closed_at)
+        session.add(exam)
+        session.flush()
+    elif exam.patient_id != patient.id:
+        raise ConflictError(f"session {session_part.ref} belongs to another patient")
+    elif session_part.closed_at is not None and exam.closed_at is None:
+        exam.closed_at = session_part.closed_at
+    original = next((label for label in metadata.labels if label.kind == "operator"), None)
+    capture = Capture(
+        uid=part.uid, station_id=station.station_id, session_id=exam.id, band=part.band,
+        body_site=part.body_site, device_id=part.device_id, operator=part.operator,
+        image_ref=image_ref, image_sha256=part.image_sha256, image_size=part.image_size,
+        image_format=part.image_format, width=part.width, height=part.height,
+        access_time=part.access_time, capture_time=part.capture_time, saved_at=part.saved_at,
+        received_at=now, multispectral_group_id=part.multispectral_group_id,
+        multispectral_index=part.multispectral_index,
+        original_label=None if original is None else original.code,
+        original_label_author=None if original is None else original.author,
+        original_label_note=None if original is None else original.note,
+    )
+    session.add(capture)
+    session.flush()
+    for prediction in metadata.predictions:
+        session.add(CapturePrediction(
+            capture_id=capture.id, model_version=prediction.model_version,
+            class_probabilities=dict(prediction.class_probabilities),
+            group_probabilities=dict(prediction.group_probabilities),
+            decision=prediction.decision, referral=prediction.referral,
+            created_at=prediction.created_at))
+    previous: Review | None = None
+    for label in (item for item in metadata.labels if item.kind == "review"):
+        previous = _station_review(session, capture, station, label, previous)
+    session.flush()
+    return capture
+
+
+def _station_review(session: Session, capture: Capture, station: StationPrincipal,
+                    label: LabelPart, previous: Review | None) -> Review:
+    action = ReviewAction.CONFIRM if label.code == capture.original_label else ReviewAction.CORRECT
+    review = Review(capture_id=capture.id, origin="station", reviewer_id=None,
+                    reviewer=f"station:{station.name}/{label.author}"[:128], action=action.value,
+                    code=label.code, note=label.note,
+                    supersedes_id=None if previous is None else previous.id,
+                    created_at=label.created_at)
+    session.add(review)
+    session.flush()
+    return review
+
+
+def capture_receipt(db: EngineDatabase, station: StationPrincipal, uid: str) -> IngestResult:
+    """What the engine holds for one of the station's captures.
+
+    Raises:
+        NotFoundError: The engine has no such capture from this station.
+    """
+    with db.transaction() as session:
+        capture = _existing(session, uid)
+        if capture is None or capture.station_id != station.station_id:
+            raise NotFoundError(f"capture {uid} is not stored on the engine")
+        return IngestResult(capture.id, capture.uid, capture.image_sha256, duplicate=True)
+
+
+def sweep_orphan_images(db: EngineDatabase, grace: timedelta = ORPHAN_GRACE) -> int:
+    """Delete image files (and temporary files) no capture row names, older than ``grace``.
+
+    Returns:
+        How many files were deleted.
+    """
+    on_disk = list(db.images.files())
+    with db.transaction() as session:
+        referenced = set(session.scalars(select(Capture.image_ref)))
+    cutoff = time.time() - grace.total_seconds()
+    removed = 0
+    for path in on_disk:
+        ref = db.images.ref_of(path)
+        if not path.name.startswith(TEMP_PREFIX) and ref in referenced:
+            continue
+        try:
+            if path.stat().st_mtime > cutoff:
+                continue
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

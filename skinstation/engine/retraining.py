@@ -1,0 +1,280 @@
+"""One retraining job: data, training, locked-test evaluation, the gate, registration.
+
+Run by the worker process (never by the API). Steps:
+
+1. Load the base dataset (``engine.base_source``) and its locked split (``engine.locked_split``;
+   it must exist: the test part is the locked test set).
+2. Collect synced cases with a dermatologist's final label (latest review) that is a fine
+   class, taken in a white-light band, whose image verifies. Cases that show a validation or
+   locked-test image (even re-encoded or rescaled) are left out: the test set is never
+   trained on.
+3. Train with the learning unit (``build_model``; the cases join the training split only), or
+   with PyTorch DDP under ``torchrun`` when ``engine.train_processes`` > 1.
+4. Evaluate the candidate and the current model on the locked test set; apply the gate.
+5. Register the candidate with its metrics and report; promote and sign it, or keep it as
+   rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from sqlalchemy import func, select
+
+from skinstation.engine import registry
+from skinstation.engine.database import EngineDatabase
+from skinstation.engine.errors import EngineError
+from skinstation.engine.gate import GateMetrics, decide
+from skinstation.engine.jobs import JobInfo
+from skinstation.engine.schema import Capture, ExamSession, ModelStatus, Patient, Review
+from skinstation.inference.taxonomy import load_taxonomy
+from skinstation.resources import RESOURCES_DIR
+from skinstation.training.sources import Record, load_source
+from skinstation.training.splits import load_split
+
+TRAINING_BANDS = ("white", "cross_polarised")
+Log = Callable[[str], None]
+
+
+class RetrainingError(EngineError):
+    """The job cannot run (no current model, no locked split, too few reviewed cases)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOutcome:
+    """What a finished job produced."""
+
+    outcome: str
+    candidate_version: str
+    report: dict[str, Any]
+
+
+def resolve_split(spec: str) -> Path:
+    """Find the locked split file: as given, else relative to the project folder."""
+    path = Path(spec).expanduser()
+    if path.is_absolute() or path.is_file():
+        return path
+    bundled = RESOURCES_DIR.parent / path
+    return bundled if bundled.is_file() else path
+
+
+class HeldOutGuard:
+    """Recognises images of the validation/locked-test sets, re-encoded or rescaled.
+
+    A station may photograph (or its simulator replay) an image that is in the held-out sets;
+    stored as a new PNG it has other bytes. Each image is reduced to a 32x32 grey thumbnail;
+    a case whose thumbnail is within ``tolerance`` grey levels (mean absolute difference) of a
+    held-out one is treated as the same image and never trained on.
+    """
+
+    SIZE = 32
+
+    def __init__(self, records: Sequence[Record], tolerance: float = 6.0) -> None:
+        self.tolerance = tolerance
+        thumbs = [self.thumbnail(Path(r.image_path)) for r in records]
+        self.thumbs = (np.stack(thumbs) if thumbs
+                       else np.empty((0, self.SIZE * self.SIZE), np.float32))
+
+    @classmethod
+    def thumbnail(cls, path: Path) -> np.ndarray:
+        """The grey 32x32 thumbnail of an image file, flattened (float32)."""
+        from skinstation.inference.preprocessing import decode_image
+
+        grey = cv2.cvtColor(decode_image(path), cv2.COLOR_RGB2GRAY)
+        small = cv2.resize(grey, (cls.SIZE, cls.SIZE), interpolation=cv2.INTER_AREA)
+        return small.astype(np.float32).reshape(-1)
+
+    def matches(self, path: Path) -> bool:
+        """Whether the image at ``path`` is one of the held-out images."""
+        if not len(self.thumbs):
+            return False
+        distance = np.abs(self.thumbs - self.thumbnail(path)).mean(axis=1)
+        return bool(distance.min() <= self.tolerance)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reviewed_cases(db: EngineDatabase, held_out: Sequence[Record]) -> tuple[list[Record], Counter]:
+    """Synced cases usable for training, and counts of those left out (by reason)."""
+    classes = set(load_taxonomy().classes)
+    guard = HeldOutGuard(held_out)
+    skipped: Counter[str] = Counter()
+    latest = (select(Review.capture_id, func.max(Review.id).label("rid"))
+              .group_by(Review.capture_id).subquery())
+    records: list[Record] = []
+    with db.transaction() as session:
+        rows = list(session.execute(
+            select(Capture, Review.code, Patient.pseudonym)
+            .join(latest, latest.c.capture_id == Capture.id)
+            .join(Review, Review.id == latest.c.rid)
+            .join(ExamSession, ExamSession.id == Capture.session_id)
+            .join(Patient, Patient.id == ExamSession.patient_id)
+            .order_by(Capture.id)))
+    for capture, code, pseudonym in rows:
+        path = db.images.path_for(capture.image_ref)
+        if code not in classes:
+            skipped["final label is not a diagnosis class"] += 1
+        elif capture.band not in TRAINING_BANDS:
+            skipped[f"band not in {'/'.join(TRAINING_BANDS)}"] += 1
+        elif not path.is_file() or _sha256(path) != capture.image_sha256:
+            skipped["image missing or corrupt"] += 1
+        elif guard.matches(path):
+            skipped["same image as a validation/locked-test image"] += 1
+        else:
+            records.append(Record(path, f"engine-{capture.uid}", code, f"engine-{capture.uid}",
+                                  f"engine-station{capture.station_id}:{pseudonym}", "engine"))
+    return records, skipped
+
+
+def evaluate_locked(model_path: Path, test: Sequence[Record], log: Log,
+                    n_boot: int = 200) -> dict[str, Any]:
+    """Evaluate a model file on the locked test set; returns the compact metrics."""
+    from skinstation.inference.classifier import Classifier
+    from skinstation.training.evaluation import compute_metrics, run_model
+    from skinstation.training.pipeline import summarise
+
+    classifier = Classifier.load(model_path, warm_up=False)
+    outputs = run_model(classifier, list(test), log=log)
+    metrics = compute_metrics(outputs, classifier.taxonomy, classifier.temperature,
+                              classifier.referral_threshold, n_boot=n_boot)
+    return summarise(metrics)
+
+
+def locked_test_metrics(model_path: Path, split_path: Path, split: Any,
+                        test: Sequence[Record], log: Log) -> tuple[dict[str, Any], str]:
+    """A model's metrics on the locked test set, and where they come from.
+
+    A model built by the learning unit on this very split file and base data (its data
+    fingerprint ends with the split's records fingerprint) already holds its locked-test
+    metrics, computed by the same evaluation; they are reused. Any other model is evaluated.
+    """
+    from skinstation.inference.model_file import read_metadata
+
+    metadata = read_metadata(model_path)
+    stored = metadata.metrics.get("test")
+    recorded_split = str(metadata.training.get("split", ""))
+    same_split = bool(recorded_split) and Path(recorded_split).resolve() == split_path.resolve()
+    if (stored and same_split and stored.get("images") == len(test)
+            and metadata.data_fingerprint.endswith(":" + split.records_fingerprint)):
+        return stored, "stored in the model file (built on this locked split)"
+    return evaluate_locked(model_path, test, log), "evaluated by this job"
+
+
+def train_candidate(db: EngineDatabase, job: JobInfo, request: Any, log: Log) -> None:
+    """Train the candidate in this process or, with ``train_processes`` > 1, under torchrun."""
+    processes = int(job.params.get("train_processes", db.settings.engine.train_processes))
+    if processes > 1:
+        from skinstation.engine.ddp import run_torchrun
+
+        run_torchrun(request, processes, db.paths.jobs / f"job-{job.job_id}", log)
+        return
+    from skinstation.training.pipeline import build_model
+
+    build_model(request, log=log)
+
+
+def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
+    """Run one retraining job end to end (see the module docstring).
+
+    Raises:
+        RetrainingError: The job cannot run; the message says why.
+    """
+    from skinstation.inference.preprocessing import PreprocessConfig
+    from skinstation.training.pipeline import BuildRequest
+    from skinstation.training.trainer import TrainConfig
+
+    settings, engine = db.settings, db.settings.engine
+    current = registry.current_version(db)
+    if current is None:
+        raise RetrainingError("no current model to compare against; import one with "
+                              "'skinstation engine models import FILE'")
+    split_path = resolve_split(engine.locked_split)
+    if not split_path.is_file():
+        raise RetrainingError(f"locked split {split_path} not found; the locked test set must "
+                              "exist before retraining")
+    source = engine.base_source
+    records, load_report = load_source(source, data_dir=settings.data_dir)
+    log(load_report.summary())
+    split = load_split(split_path, records)
+    test, val = split.select(records, "test"), split.select(records, "val")
+    extras, skipped = reviewed_cases(db, list(test) + list(val))
+    log(f"reviewed cases: {len(extras)} used, skipped {dict(skipped) or 'none'}")
+    if len(extras) < engine.min_reviewed_cases:
+        raise RetrainingError(f"only {len(extras)} usable reviewed case(s); retraining needs at "
+                              f"least {engine.min_reviewed_cases} (engine.min_reviewed_cases)")
+
+    job_dir = db.paths.jobs / f"job-{job.job_id}"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    version = f"retrain-{job.job_id}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+    params = job.params
+    config = TrainConfig(
+        preprocess=PreprocessConfig(**params.get("preprocess", {})),
+        views=int(params.get("views", engine.train_views)),
+        head_epochs=int(params.get("head_epochs", engine.head_epochs)),
+        finetune_epochs=int(params.get("finetune_epochs", engine.finetune_epochs)),
+        batch_size=int(params.get("batch_size", engine.batch_size)),
+        threads=engine.train_threads,
+    )
+    candidate_path = job_dir / f"{version}.safetensors"
+    source_spec = _absolute_source(source, settings.data_dir)
+    request = BuildRequest(
+        source=source_spec, split_path=split_path, output=candidate_path, config=config,
+        extra_records=extras, version=version, parent_version=current.version,
+        cache_dir=job_dir / "cache", report_dir=job_dir / "reports",
+    )
+    started = dt.datetime.now(dt.UTC)
+    train_candidate(db, job, request, log)
+    seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+
+    log(f"evaluating candidate {version} and current {current.version} on the locked test set")
+    candidate_metrics, candidate_source = locked_test_metrics(
+        candidate_path, split_path, split, test, log)
+    current_metrics, current_source = locked_test_metrics(
+        registry.model_path(db, current.version), split_path, split, test, log)
+    decision = decide(
+        GateMetrics.from_metrics(candidate_metrics), GateMetrics.from_metrics(current_metrics),
+        max_balanced_accuracy_drop=engine.max_balanced_accuracy_drop,
+        max_sensitivity_drop=engine.max_sensitivity_drop,
+    )
+    report = {
+        "job_id": job.job_id, "base_source": source_spec, "locked_split": str(split_path),
+        "locked_test_images": len(test), "reviewed_cases_used": len(extras),
+        "reviewed_cases_skipped": dict(skipped), "training_seconds": round(seconds, 1),
+        "train_processes": int(params.get("train_processes", engine.train_processes)),
+        "current_version": current.version, "candidate": candidate_metrics,
+        "current": current_metrics, "gate": decision.to_dict(),
+        "metrics_source": {"candidate": candidate_source, "current": current_source},
+    }
+    actor = f"gate:job-{job.job_id}"
+    registry.register_model(db, candidate_path, status=ModelStatus.CANDIDATE, actor=actor,
+                            metrics={"locked_test": candidate_metrics}, report=report,
+                            job_id=job.job_id)
+    candidate_path.unlink()  # the registered copy lives in the model storage
+    if decision.promote:
+        registry.promote(db, version, actor=actor,
+                         reason=f"passed the gate against {current.version}")
+        log(f"candidate {version} promoted and deployed")
+        return JobOutcome("promoted", version, report)
+    registry.reject(db, version, actor=actor, report=report)
+    log(f"candidate {version} rejected: {'; '.join(decision.reasons)}")
+    return JobOutcome("rejected", version, report)
+
+
+def _absolute_source(spec: str, data_dir: Path | None) -> str:
+    kind, sep, location = spec.partition(":")
+    if not sep or len(kind) == 1:
+        kind, location = "", spec
+    path = Path(location).expanduser()
+    if not path.is_absolute() and not path.exists() and data_dir is not None:
+        path = data_dir / path
+    return f"{kind}:{path.resolve()}" if kind else str(path.resolve())

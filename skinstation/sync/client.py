@@ -1,0 +1,182 @@
+"""Typed calls to the engine API, with the errors the sync logic needs to tell apart.
+
+* :class:`EngineUnreachableError`: network down, timeout, or a 5xx that outlasted the retries
+  — try again later, nothing is wrong with the data.
+* :class:`CredentialRejectedError`: 401 — the token is wrong or revoked; stop syncing.
+* :class:`EngineRejectedError`: another 4xx — the engine refuses this request (e.g. a corrupt
+  capture: 422, other bytes under a known uid: 409).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from skinstation.settings import SyncSettings
+from skinstation.sync.protocol import API_PREFIX, CAPTURE_IMAGE_FIELD, CAPTURE_METADATA_FIELD
+from skinstation.sync.transport import build_session, check_engine_url, timeouts
+
+MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "tif": "image/tiff",
+               "bmp": "image/bmp", "webp": "image/webp"}
+
+
+class SyncError(RuntimeError):
+    """Base class of sync failures."""
+
+
+class EngineUnreachableError(SyncError):
+    """The engine could not be reached or answered with a server error (retry later)."""
+
+
+class EngineRejectedError(SyncError):
+    """The engine refused the request (4xx other than 401)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"engine refused ({status}): {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class CredentialRejectedError(EngineRejectedError):
+    """401: the station token is wrong or revoked."""
+
+
+class EngineClient:
+    """The engine API as Python calls.
+
+    Args:
+        settings: Sync settings (URL, TLS, retries, timeouts).
+        token: The station's bearer token (not needed to enroll).
+        session: A prepared session (built from ``settings`` if None).
+    """
+
+    def __init__(self, settings: SyncSettings, token: str | None = None,
+                 session: requests.Session | None = None) -> None:
+        self.settings = settings
+        self.base = check_engine_url(settings.engine_url, verify_tls=settings.verify_tls)
+        self.session = session or build_session(settings)
+        self.timeout = timeouts(settings)
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self.base}{API_PREFIX}{path}"
+        try:
+            # verify passed per request: requests would otherwise let REQUESTS_CA_BUNDLE in the
+            # environment override the configured CA bundle.
+            response = self.session.request(method, url, timeout=self.timeout,
+                                            verify=self.session.verify, **kwargs)
+        except requests.exceptions.SSLError as error:
+            raise EngineUnreachableError(
+                f"TLS verification of {self.base} failed: {error}") from None
+        except requests.exceptions.RequestException as error:
+            raise EngineUnreachableError(f"engine {self.base} unreachable: {error}") from None
+        if response.status_code >= 500:
+            raise EngineUnreachableError(
+                f"engine error {response.status_code} on {method} {path}: {_detail(response)}")
+        if response.status_code == 401:
+            raise CredentialRejectedError(401, _detail(response))
+        if response.status_code >= 400:
+            raise EngineRejectedError(response.status_code, _detail(response))
+        return response
+
+    def enroll(self, code: str, station_ref: str) -> dict[str, Any]:
+        """Exchange a one-time code for a credential (see ``POST /enroll``)."""
+        return self._request("POST", "/enroll",
+                             json={"code": code, "station_ref": station_ref}).json()
+
+    def me(self) -> dict[str, Any]:
+        """Who the engine thinks this station is (checks the token)."""
+        return self._request("GET", "/station/me").json()
+
+    def upload_capture(self, metadata: dict[str, Any], image: bytes) -> tuple[int, dict[str, Any]]:
+        """Upload one capture; returns (201 stored | 200 already stored, receipt)."""
+        capture = metadata["capture"]
+        media = MEDIA_TYPES.get(capture["image_format"], "application/octet-stream")
+        files = {
+            CAPTURE_METADATA_FIELD: (None, json.dumps(metadata), "application/json"),
+            CAPTURE_IMAGE_FIELD: (f"{capture['uid']}.{capture['image_format']}", image, media),
+        }
+        response = self._request("POST", "/captures", files=files)
+        return response.status_code, response.json()
+
+    def capture_receipt(self, uid: str) -> dict[str, Any] | None:
+        """What the engine holds for a capture uid (``None`` if nothing)."""
+        try:
+            return self._request("GET", f"/captures/{uid}").json()
+        except EngineRejectedError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def reviews(self, after: int, limit: int = 500) -> list[dict[str, Any]]:
+        """Engine reviews of this station's captures with id > ``after``."""
+        return self._request("GET", "/reviews", params={"after": after, "limit": limit}).json()
+
+    def current_manifest(self) -> dict[str, Any] | None:
+        """``{"manifest": ..., "signature": ...}`` of the current model, or ``None``."""
+        try:
+            return self._request("GET", "/models/current").json()
+        except EngineRejectedError as error:
+            if error.status == 404 and not isinstance(error, CredentialRejectedError):
+                return None
+            raise
+
+    def download_model(self, version: str, target: Path, *, expected_size: int,
+                       expected_sha256: str) -> Path:
+        """Stream a model file to ``target``, checking its size and sha256 on the way.
+
+        Raises:
+            EngineRejectedError: The bytes differ from the signed manifest (file removed).
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        digest, size = hashlib.sha256(), 0
+        response = self._request("GET", f"/models/{version}/file", stream=True)
+        try:
+            with open(partial, "wb") as handle:
+                for chunk in response.iter_content(1 << 20):
+                    size += len(chunk)
+                    if size > expected_size:
+                        break
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except requests.exceptions.RequestException as error:
+            partial.unlink(missing_ok=True)
+            raise EngineUnreachableError(f"model download interrupted: {error}") from None
+        finally:
+            response.close()
+        if size != expected_size or digest.hexdigest() != expected_sha256:
+            partial.unlink(missing_ok=True)
+            raise EngineRejectedError(
+                200, f"downloaded model {version} does not match its signed manifest "
+                f"({size} bytes, sha256 {digest.hexdigest()[:16]}…; manifest says "
+                f"{expected_size} bytes, {expected_sha256[:16]}…)")
+        os.replace(partial, target)
+        return target
+
+    def report_event(self, kind: str, *, version: str | None, deployment: int | None,
+                     detail: str = "") -> None:
+        """Tell the engine about a model installed or refused (audited there)."""
+        self._request("POST", "/station/events", json={
+            "kind": kind, "version": version, "deployment": deployment, "detail": detail[:2000]})
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason
+    detail = body.get("detail") if isinstance(body, dict) else body
+    return detail if isinstance(detail, str) else json.dumps(detail)[:500]

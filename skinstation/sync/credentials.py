@@ -1,0 +1,102 @@
+"""The station's engine credential, kept only in the OS keyring.
+
+The bearer token and the engine's public signing key pinned at enrollment are stored as one
+JSON entry under service ``skinstation-sync`` and user = the station's ``station_id`` — never in
+the station database or the settings file. Any ``keyring`` backend works (Secret Service,
+macOS Keychain, Windows Credential Locker; a keyrings.alt file backend on headless machines).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import keyring
+from keyring.backend import KeyringBackend
+from keyring.errors import KeyringError, PasswordDeleteError
+
+SERVICE = "skinstation-sync"
+
+
+class CredentialError(RuntimeError):
+    """The keyring is unavailable or holds an unreadable entry."""
+
+
+@dataclass(frozen=True)
+class StationCredential:
+    """What enrollment gave the station.
+
+    Attributes:
+        engine_url: The engine's base URL.
+        station_id: The engine's id for this station.
+        station_name: The name the administrator gave it.
+        token: Bearer token (secret).
+        public_key: The engine's Ed25519 public key (base64), pinned.
+        key_id: Its fingerprint.
+    """
+
+    engine_url: str
+    station_id: int
+    station_name: str
+    token: str
+    public_key: str
+    key_id: str
+
+    def __repr__(self) -> str:
+        return (f"StationCredential(engine_url={self.engine_url!r}, station_id="
+                f"{self.station_id}, key_id={self.key_id!r}, token=<hidden>)")
+
+
+class CredentialStore:
+    """Read and write the station credential in a keyring.
+
+    Args:
+        station_ref: The station's ``station_id`` setting (the keyring user name).
+        backend: A keyring backend; the system's default (``keyring.get_keyring()``) if None.
+    """
+
+    def __init__(self, station_ref: str, backend: KeyringBackend | None = None) -> None:
+        self.station_ref = station_ref
+        self.backend = backend
+
+    def _keyring(self) -> KeyringBackend:
+        return self.backend or keyring.get_keyring()
+
+    def load(self) -> StationCredential | None:
+        """The stored credential, or ``None`` if the station is not enrolled.
+
+        Raises:
+            CredentialError: The keyring fails or the entry is not a credential.
+        """
+        try:
+            raw = self._keyring().get_password(SERVICE, self.station_ref)
+        except KeyringError as error:
+            raise CredentialError(f"keyring unavailable: {error}") from error
+        if raw is None:
+            return None
+        try:
+            return StationCredential(**json.loads(raw))
+        except (ValueError, TypeError) as error:
+            raise CredentialError(f"keyring entry {SERVICE}/{self.station_ref} is not a "
+                                  "station credential; re-enroll") from error
+
+    def save(self, credential: StationCredential) -> None:
+        """Store (replace) the credential.
+
+        Raises:
+            CredentialError: The keyring refuses it.
+        """
+        try:
+            self._keyring().set_password(SERVICE, self.station_ref,
+                                         json.dumps(asdict(credential)))
+        except KeyringError as error:
+            raise CredentialError(f"cannot store the credential in the keyring: {error}") from error
+
+    def delete(self) -> None:
+        """Forget the credential (a no-op if there is none)."""
+        try:
+            self._keyring().delete_password(SERVICE, self.station_ref)
+        except PasswordDeleteError:
+            return
+        except KeyringError as error:
+            raise CredentialError(f"keyring unavailable: {error}") from error

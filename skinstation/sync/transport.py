@@ -1,0 +1,88 @@
+"""HTTP transport to the engine: TLS verified, retried with exponential backoff.
+
+* HTTPS with certificate verification (the system trust store, or ``sync.ca_bundle``).
+  Plain ``http://`` is refused unless the engine is on this machine (loopback), and so is
+  turning verification off.
+* Each request is retried by urllib3's ``Retry`` on connection errors, read errors and 429/5xx
+  answers, waiting ``backoff_seconds * 2**n`` between tries. Uploads can be retried safely:
+  the engine stores a capture once, whatever the number of attempts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from skinstation.settings import SyncSettings
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+class SyncConfigError(ValueError):
+    """The sync settings are unsafe or incomplete (no URL, plain http to a remote host...)."""
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP addresses."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_engine_url(url: str, *, verify_tls: bool = True) -> str:
+    """Return the engine URL without a trailing slash, or refuse an unsafe one.
+
+    Raises:
+        SyncConfigError: Empty, not http(s), plain http to a non-loopback host, or TLS
+            verification turned off for a non-loopback host.
+    """
+    if not url:
+        raise SyncConfigError("no engine URL configured (sync.engine_url)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SyncConfigError(f"engine URL {url!r} must be https://host[:port]")
+    local = is_loopback(parts.hostname)
+    if parts.scheme == "http" and not local:
+        raise SyncConfigError(
+            f"refusing plain http to {parts.hostname}: patient data must travel over https"
+        )
+    if not verify_tls and not local:
+        raise SyncConfigError(
+            f"refusing to turn TLS verification off for {parts.hostname}; configure "
+            "sync.ca_bundle with the engine's CA instead"
+        )
+    return url.rstrip("/")
+
+
+def build_session(settings: SyncSettings, *, retries: int | None = None) -> requests.Session:
+    """A ``requests`` session with retries/backoff and TLS verification configured."""
+    check_engine_url(settings.engine_url, verify_tls=settings.verify_tls)
+    count = settings.retries if retries is None else retries
+    retry = Retry(
+        total=count, connect=count, read=count, status=count, other=0,
+        backoff_factor=settings.backoff_seconds, backoff_max=max(1.0, settings.interval_seconds),
+        status_forcelist=RETRY_STATUSES, allowed_methods=None, raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=4)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.verify = (settings.ca_bundle or True) if settings.verify_tls else False
+    session.headers["User-Agent"] = "skinstation-sync/1"
+    return session
+
+
+def timeouts(settings: SyncSettings) -> tuple[float, float]:
+    """(connect, read) timeouts of one request."""
+    return (min(CONNECT_TIMEOUT_SECONDS, settings.timeout_seconds), settings.timeout_seconds)

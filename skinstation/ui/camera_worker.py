@@ -1,0 +1,337 @@
+"""The camera thread: live preview, quality indicators, stills and multispectral sequences.
+
+:class:`CameraWorker` owns the frame source and the illuminator in its own ``QThread``: it
+reads frames for the live preview (scaled down in the worker, handed over as ``QImage``), runs
+the live quality checks, and takes stills and multispectral sequences. A sequence runs inside
+one slot, so the preview is paused while it runs and cannot steal a band's frames.
+:class:`CameraController` is its handle on the GUI side.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
+
+from skinstation.camera import (
+    CameraError,
+    FrameSource,
+    Illuminator,
+    IlluminatorError,
+    assess_quality,
+    capture_multispectral,
+    capture_still,
+    open_frame_source,
+    open_illuminator,
+)
+from skinstation.settings import CameraSettings, QualitySettings
+from skinstation.ui.workers import to_qimage
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[CameraSettings], FrameSource]
+"""Opens the frame source for camera settings (default :func:`open_frame_source`)."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the camera worker opened, for the capture screen to say so.
+
+    Attributes:
+        device_id: The source's device id.
+        kind: ``camera``, ``simulator`` or ``synthetic``.
+        reason: Why it was chosen.
+        bands: ``(name, display_name)`` of each band offered.
+        light: The illuminator's description (empty if none could be opened).
+        light_error: Why the light could not be opened (empty if it was).
+        can_sequence: A multispectral sequence is possible (a controller switches the light).
+        band: The band lit now ("" if none).
+        light_simulated: The light is the simulated LED controller.
+    """
+
+    device_id: str
+    kind: str
+    reason: str
+    bands: tuple[tuple[str, str], ...]
+    light: str
+    light_error: str
+    can_sequence: bool
+    band: str = ""
+    light_simulated: bool = False
+
+
+class CameraWorker(QObject):
+    """Owns the frame source and the light; runs only in the camera thread."""
+
+    opened = Signal(object)
+    frame_ready = Signal(QImage, float)
+    quality_ready = Signal(object)
+    captured = Signal(object, str, float)
+    sequence_captured = Signal(object, float)
+    sequence_running = Signal(bool)
+    band_changed = Signal(str)
+    failed = Signal(str, object)
+    stopped = Signal()
+
+    QUALITY_INTERVAL_S = 0.4
+
+    def __init__(self, preview_size: tuple[int, int] = (960, 720),
+                 source_factory: SourceFactory | None = None) -> None:
+        super().__init__()
+        self.preview_size = preview_size
+        self.source_factory: SourceFactory = source_factory or open_frame_source
+        self._source: FrameSource | None = None
+        self._light: Illuminator | None = None
+        self._timer: QTimer | None = None
+        self._camera = CameraSettings()
+        self._quality = QualitySettings()
+        self._band = "white"
+        self._last_quality = 0.0
+        self.frame_consumed = True
+        """Set by the GUI when it has shown the last preview frame (drops frames meanwhile)."""
+
+    @Slot(object, object)
+    def start(self, camera: CameraSettings, quality: QualitySettings) -> None:
+        """Open the source (and the light) and start the preview loop."""
+        self.stop()
+        self._camera, self._quality = camera, quality
+        try:
+            self._source = self.source_factory(camera)
+            if not self._source.is_open:
+                self._source.open()
+        except (CameraError, OSError) as exc:
+            self.failed.emit("camera", exc)
+            return
+        light_error = ""
+        light_settings = camera
+        if not camera.illuminator_port.strip() and self._source.kind != "camera":
+            # Everything simulated: drive the simulated LED controller too (and say so).
+            light_settings = _with_port(camera, "simulator")
+        try:
+            self._light = open_illuminator(light_settings)
+        except (IlluminatorError, OSError, ValueError) as exc:
+            light_error = str(exc)
+            self._light = None
+        bands: tuple[tuple[str, str], ...] = ()
+        if self._light is not None:
+            bands = tuple((b.name, b.display_name) for b in self._light.bands)
+            self._band = bands[0][0] if bands else "white"
+            self._switch_light(self._band)
+        self.opened.emit(SourceInfo(
+            self._source.device_id, self._source.kind, self._source.selection_reason, bands,
+            self._light.description if self._light is not None else "", light_error,
+            self._light is not None and not self._light.manual,
+            self._band if self._light is not None and self._light.current_band else "",
+            light_settings.illuminator_port == "simulator"))
+        self.frame_consumed = True
+        self._timer = QTimer(self)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _switch_light(self, band: str) -> None:
+        if self._light is None:
+            return
+        try:
+            self._light.set_band(band)
+        except (IlluminatorError, ValueError, OSError) as exc:
+            self.failed.emit("light", exc)
+            return
+        self._band = band
+        self.band_changed.emit(band)
+
+    @Slot()
+    def _tick(self) -> None:
+        source = self._source
+        if source is None or not source.is_open:
+            return
+        try:
+            frame = source.read()
+        except CameraError as exc:
+            self._halt()
+            self.failed.emit("camera", exc)
+            return
+        if self.frame_consumed:
+            self.frame_consumed = False
+            self.frame_ready.emit(to_qimage(frame.pixels, *self.preview_size), frame.timestamp)
+        now = time.monotonic()
+        if now - self._last_quality >= self.QUALITY_INTERVAL_S:
+            self._last_quality = now
+            self.quality_ready.emit(assess_quality(frame.pixels, self._quality))
+
+    @Slot(str)
+    def set_band(self, band: str) -> None:
+        """Light ``band`` for the preview and the next still."""
+        self._switch_light(band)
+
+    @Slot(float)
+    def capture(self, requested_at: float) -> None:
+        """Take one fresh still under the current band."""
+        if self._source is None or not self._source.is_open:
+            self.failed.emit("capture", CameraError("the camera is not open"))
+            return
+        try:
+            frame = capture_still(self._source, self._camera.stale_frames)
+        except CameraError as exc:
+            self._halt()
+            self.failed.emit("camera", exc)
+            return
+        self.captured.emit(frame, self._band, requested_at)
+
+    @Slot(object, float)
+    def capture_sequence(self, bands: Sequence[str] | None, requested_at: float) -> None:
+        """Take one frame per band; the preview loop waits until it is done."""
+        if self._source is None or not self._source.is_open or self._light is None:
+            self.failed.emit("capture", CameraError("camera or light controller not open"))
+            return
+        self.sequence_running.emit(True)
+        try:
+            stack = capture_multispectral(
+                self._source, self._light, bands=list(bands) if bands else None,
+                settle_seconds=self._camera.band_settle_seconds,
+                discard_stale=self._camera.stale_frames)
+        except CameraError as exc:
+            self._halt()
+            self.failed.emit("camera", exc)
+            return
+        except (IlluminatorError, ValueError, OSError) as exc:
+            self.failed.emit("light", exc)
+            return
+        finally:
+            self.sequence_running.emit(False)
+        self._switch_light(self._band)
+        self.sequence_captured.emit(stack, requested_at)
+
+    def _halt(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop the preview and release the source and the light."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.deleteLater()
+            self._timer = None
+        self.release()
+        self.stopped.emit()
+
+    def release(self) -> None:
+        """Close the source and the light (thread-agnostic; no timer is touched)."""
+        source, self._source = self._source, None
+        light, self._light = self._light, None
+        if source is not None:
+            source.close()
+        if light is not None:
+            try:
+                light.close()
+            except (IlluminatorError, OSError) as exc:
+                log.warning("closing the light failed: %s", exc)
+
+
+def _with_port(camera: CameraSettings, port: str) -> CameraSettings:
+    return dataclasses.replace(camera, illuminator_port=port)
+
+
+class CameraController(QObject):
+    """GUI-side handle of the camera thread; re-emits the worker's signals.
+
+    The preview frame rate is measured on frames actually shown (:meth:`frame_shown`).
+    """
+
+    _start = Signal(object, object)
+    _stop = Signal()
+    _capture = Signal(float)
+    _sequence = Signal(object, float)
+    _band = Signal(str)
+    _stop_and_wait = Signal()
+
+    def __init__(self, parent: QObject | None = None,
+                 source_factory: SourceFactory | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("camera")
+        self.worker = CameraWorker(source_factory=source_factory)
+        self.worker.moveToThread(self._thread)
+        self._start.connect(self.worker.start)
+        self._stop.connect(self.worker.stop)
+        self._capture.connect(self.worker.capture)
+        self._sequence.connect(self.worker.capture_sequence)
+        self._band.connect(self.worker.set_band)
+        self._stop_and_wait.connect(self.worker.stop, Qt.ConnectionType.BlockingQueuedConnection)
+        self._shown: collections.deque[float] = collections.deque(maxlen=60)
+        self.record: list[float] | None = None
+        """Set to a list to record the time of every frame shown (benchmarks)."""
+        self.running = False
+        self.worker.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def start(self, camera: CameraSettings, quality: QualitySettings) -> None:
+        """Open the source and start the preview (in the camera thread)."""
+        self._shown.clear()
+        self.running = True
+        self._start.emit(camera, quality)
+
+    def stop(self) -> None:
+        """Stop the preview and release the camera."""
+        self.running = False
+        self._stop.emit()
+
+    def capture(self) -> float:
+        """Request a still; returns the request time (``time.perf_counter``)."""
+        requested = time.perf_counter()
+        self._capture.emit(requested)
+        return requested
+
+    def capture_sequence(self, bands: Sequence[str] | None = None) -> float:
+        """Request a multispectral sequence; returns the request time."""
+        requested = time.perf_counter()
+        self._sequence.emit(list(bands) if bands else None, requested)
+        return requested
+
+    def set_band(self, band: str) -> None:
+        """Switch the light to ``band``."""
+        self._band.emit(band)
+
+    def frame_shown(self) -> None:
+        """The GUI displayed the last preview frame: count it and accept the next one."""
+        now = time.perf_counter()
+        self._shown.append(now)
+        if self.record is not None:
+            self.record.append(now)
+        self.worker.frame_consumed = True
+
+    def fps(self) -> float:
+        """Preview frames shown per second over the last (up to) 60 frames."""
+        if len(self._shown) < 2:
+            return 0.0
+        span = self._shown[-1] - self._shown[0]
+        return (len(self._shown) - 1) / span if span > 0 else 0.0
+
+    def median_fps(self) -> float:
+        """Frame rate from the median interval between the last (up to) 60 shown frames."""
+        intervals = [b - a for a, b in itertools.pairwise(self._shown)]
+        return 1.0 / statistics.median(intervals) if intervals else 0.0
+
+    @Slot(str, object)
+    def _on_failed(self, kind: str, error: object) -> None:
+        if kind == "camera":
+            self.running = False
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Stop the thread, then release the camera and the light."""
+        self.running = False
+        if self._thread.isRunning():
+            self._stop_and_wait.emit()  # runs stop() in the camera thread, then returns
+        self._thread.quit()
+        if not self._thread.wait(timeout_ms):
+            log.error("camera thread did not stop in time")
+        self.worker.release()

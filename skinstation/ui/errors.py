@@ -1,0 +1,48 @@
+"""Turning exceptions into clear, translated messages for the window (never a stack trace)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.exc import DBAPIError
+
+from skinstation.auth import AuthError
+from skinstation.camera import CameraDisconnectedError, CameraError, IlluminatorError
+from skinstation.inference.model_file import ModelFileError
+from skinstation.services.station import SyntheticFrameError
+from skinstation.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+Translate = Callable[..., str]
+
+
+def describe_error(error: BaseException, tr: Translate) -> str:
+    """A sentence for the operator about ``error`` (the traceback goes to the log only).
+
+    Args:
+        error: What went wrong.
+        tr: The translation function (``key, **values -> text``).
+    """
+    if isinstance(error, AuthError | SyntheticFrameError):
+        return str(error)
+    if isinstance(error, ModelFileError):
+        return tr("ui.error.model", detail=str(error))
+    if isinstance(error, CameraDisconnectedError):
+        return tr("ui.error.camera_unplugged", detail=str(error))
+    if isinstance(error, CameraError):
+        return tr("ui.error.camera", detail=str(error))
+    if isinstance(error, IlluminatorError):
+        return tr("ui.error.light", detail=str(error))
+    if isinstance(error, DBAPIError):
+        detail = str(error.orig) if error.orig is not None else str(error).splitlines()[0]
+        if "locked" in detail.lower() or "busy" in detail.lower():
+            return tr("ui.error.database_locked")
+        return tr("ui.error.database", detail=detail)
+    if isinstance(error, StorageError):
+        return tr("ui.error.storage", detail=str(error))
+    if isinstance(error, ValueError | OSError):
+        return str(error)
+    log.error("unexpected error", exc_info=error)
+    return tr("ui.error.unexpected", kind=type(error).__name__, detail=str(error))

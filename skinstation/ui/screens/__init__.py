@@ -1,0 +1,1 @@
+"""The station's screens, one module each."""

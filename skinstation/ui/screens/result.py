@@ -1,0 +1,366 @@
+"""Result: the capture, an optional heatmap, the decision and probabilities; label and save."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from skinstation.camera import QualityReport
+from skinstation.inference.classifier import Prediction
+from skinstation.inference.heatmap import Explanation
+from skinstation.services.station import SavedCapture
+from skinstation.ui.context import StationContext
+from skinstation.ui.screens.base import Screen
+from skinstation.ui.screens.capture import CaptureTaken
+from skinstation.ui.widgets.common import (
+    MessageBar,
+    heading,
+    make_button,
+    name_control,
+    set_button_text,
+    text_or,
+)
+from skinstation.ui.widgets.image_view import ImageView
+from skinstation.ui.widgets.prediction_panel import PredictionPanel, PredictionView
+
+CLASS_CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the model thread found for one capture."""
+
+    quality: QualityReport
+    prediction: Prediction | None
+    model_error: BaseException | None
+
+
+class ResultScreen(Screen):
+    """Shows a capture's result and saves it with the operator's label.
+
+    Signals:
+        result_shown: Seconds from the capture request to the result being shown.
+        saved: Ids of the captures just saved.
+    """
+
+    screen_id = "result"
+    title_key = "ui.nav.result"
+    result_shown = Signal(float)
+    saved = Signal(object)
+
+    def __init__(self, ctx: StationContext, parent: QWidget | None = None) -> None:
+        super().__init__(ctx, parent)
+        self.taken: CaptureTaken | None = None
+        self.outcome: Outcome | None = None
+        self.explanation: Explanation | None = None
+        self.saved_ids: list[int] = []
+        self.timings: list[float] = []
+        self.title = heading("resultTitle", self)
+        self.image = ImageView("resultImage", QSize(320, 240), self)
+        self.heatmap_button = make_button("heatmapButton", "", self)
+        self.heatmap_button.setCheckable(True)
+        self.heatmap_button.toggled.connect(self._toggle_heatmap)
+        self.bands = QHBoxLayout()
+        self.band_views: list[ImageView] = []
+        self.timing = QLabel(self)
+        self.timing.setObjectName("resultTiming")
+        self.panel = PredictionPanel(ctx.tr, "result", self)
+        self.quality = QLabel(self)
+        self.quality.setObjectName("resultQuality")
+        self.quality.setWordWrap(True)
+        self.classify_anyway = make_button("classifyAnyway", "", self)
+        self.classify_anyway.clicked.connect(lambda: self._analyse(force=True))
+        self.label_title = QLabel(self)
+        self.label_combo = QComboBox(self)
+        self.label_combo.setObjectName("operatorLabel")
+        self.label_combo.setMinimumHeight(44)
+        self.note_title = QLabel(self)
+        self.note = QLineEdit(self)
+        self.note.setObjectName("operatorNote")
+        self.note.setMinimumHeight(44)
+        self.note.setMaxLength(2000)
+        self.save_button = make_button("saveButton", "primary", self)
+        self.save_button.clicked.connect(self.save)
+        self.retake_button = make_button("retakeButton", "", self)
+        self.retake_button.clicked.connect(lambda: self.navigate.emit("capture"))
+        self.message = MessageBar("resultMessage", self)
+
+        self.label_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.label_combo.setMinimumContentsLength(24)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.timing)
+        left = QVBoxLayout()
+        left.addWidget(self.image, 1)
+        left.addLayout(self.bands)
+        left.addWidget(self.heatmap_button)
+        right_widget = QWidget(self)
+        right = QVBoxLayout(right_widget)
+        right.setContentsMargins(0, 0, 8, 0)
+        right.addWidget(self.panel)
+        right.addWidget(self.quality)
+        right.addWidget(self.classify_anyway)
+        right.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setObjectName("resultScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(right_widget)
+        columns = QHBoxLayout()
+        columns.addLayout(left, 5)
+        columns.addWidget(scroll, 6)
+        actions = QHBoxLayout()
+        actions.addWidget(self.label_title)
+        actions.addWidget(self.label_combo, 2)
+        actions.addWidget(self.note_title)
+        actions.addWidget(self.note, 2)
+        actions.addWidget(self.retake_button)
+        actions.addWidget(self.save_button, 1)
+        self.label_title.setBuddy(self.label_combo)
+        self.note_title.setBuddy(self.note)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(columns, 1)
+        layout.addLayout(actions)
+        layout.addWidget(self.message)
+        self._update_state()
+
+    # -- texts ----------------------------------------------------------------------------
+
+    def retranslate(self) -> None:
+        """See :meth:`Screen.retranslate`."""
+        tr = self.ctx.tr
+        self.title.setText(tr("ui.result.title"))
+        self.image.set_placeholder(tr("ui.result.no_capture"))
+        name_control(self.image, tr("ui.result.image"))
+        set_button_text(self.heatmap_button, tr("ui.result.heatmap"), tr("ui.result.heatmap_help"))
+        set_button_text(self.classify_anyway, tr("ui.result.classify_anyway"))
+        set_button_text(self.save_button, tr("ui.result.save"))
+        set_button_text(self.retake_button, tr("ui.result.retake"))
+        self.label_title.setText(tr("ui.result.label"))
+        name_control(self.label_combo, tr("ui.result.label"))
+        self.note_title.setText(tr("ui.result.note"))
+        name_control(self.note, tr("ui.result.note"))
+        current = self.label_combo.currentData()
+        self.label_combo.clear()
+        self.label_combo.addItem(tr("ui.result.no_label"), "")
+        for code in CLASS_CODES:
+            self.label_combo.addItem(f"{tr(f'class.{code}')} ({code})", code)
+        self.label_combo.setCurrentIndex(max(0, self.label_combo.findData(current or "")))
+        self.panel.retranslate()
+        self._show_quality()
+
+    def _show_quality(self) -> None:
+        tr, outcome = self.ctx.tr, self.outcome
+        if outcome is None or outcome.model_error is not None:
+            self.quality.setText("")
+        elif outcome.quality.passed:
+            self.quality.setText(tr("ui.quality.good"))
+        else:
+            self.quality.setText(tr("ui.result.quality_failed") + "\n"
+                                 + "\n".join(outcome.quality.reasons))
+
+    def _update_state(self) -> None:
+        has = self.taken is not None
+        classified = self.outcome is not None and self.outcome.prediction is not None
+        self.heatmap_button.setEnabled(classified and self.outcome.prediction.assessable)  # type: ignore[union-attr]
+        quality_failed = (self.outcome is not None and self.outcome.prediction is None
+                          and self.outcome.model_error is None)
+        self.classify_anyway.setVisible(quality_failed)
+        self.save_button.setEnabled(has and self.outcome is not None and not self.saved_ids)
+
+    # -- analysis -------------------------------------------------------------------------
+
+    def show_capture(self, taken: CaptureTaken) -> None:
+        """Show a new capture and classify it in the model thread."""
+        self.taken, self.outcome, self.explanation, self.saved_ids = taken, None, None, []
+        self.heatmap_button.setChecked(False)
+        self.image.set_array(taken.frame.pixels)
+        for view in self.band_views:
+            view.deleteLater()
+        self.band_views = []
+        for band_frame in taken.sequence or ():
+            name = text_or(self.ctx.tr, f"ui.band.{band_frame.band.name}",
+                           band_frame.band.display_name)
+            view = ImageView(f"band_{band_frame.band.name}", QSize(64, 48), self)
+            view.setFixedHeight(64)
+            view.set_array(band_frame.frame.pixels, 160)
+            view.set_caption(name)
+            view.setToolTip(band_frame.band.display_name)
+            view.setAccessibleName(band_frame.band.display_name)
+            self.bands.addWidget(view)
+            self.band_views.append(view)
+        self.label_combo.setCurrentIndex(0)
+        self.note.clear()
+        self.timing.setText("")
+        self.panel.clear()
+        self.panel.banner.set_decision("", self.ctx.tr("ui.result.classifying"))
+        self.message.clear_message()
+        if taken.frame.synthetic:
+            self.message.show_message(self.ctx.tr("ui.result.synthetic"), "warning")
+        self._show_quality()
+        self._update_state()
+        self._analyse(force=False)
+
+    def _analyse(self, force: bool) -> None:
+        taken = self.taken
+        if taken is None:
+            return
+        service = self.ctx.require_service()
+        pixels = taken.frame.pixels
+
+        def analyse() -> Outcome:
+            quality = service.check_quality(pixels)
+            if not (quality.passed or force):
+                return Outcome(quality, None, None)
+            try:
+                return Outcome(quality, service.classify(pixels), None)
+            except Exception as exc:
+                return Outcome(quality, None, exc)
+
+        self.classify_anyway.setEnabled(False)
+        self.ctx.run_model(analyse, lambda outcome: self._analysed(taken, outcome),
+                           self.message.error)
+
+    def _analysed(self, taken: CaptureTaken, outcome: Outcome) -> None:
+        if taken is not self.taken:
+            return  # a newer capture replaced this one
+        self.outcome = outcome
+        self.classify_anyway.setEnabled(True)
+        tr = self.ctx.tr
+        if outcome.prediction is not None:
+            self.panel.show_prediction(PredictionView.of(outcome.prediction))
+        elif outcome.model_error is not None:
+            self.panel.clear()
+            self.message.error(self.ctx.describe(outcome.model_error))
+        else:
+            self.panel.clear()
+            self.panel.banner.set_decision("", tr("ui.result.not_classified_quality"))
+        seconds = time.perf_counter() - taken.requested_at
+        if outcome.prediction is not None and len(self.timings) < 10000:
+            self.timings.append(seconds)
+        self.timing.setText(tr("ui.result.timing", seconds=f"{seconds:.2f}"))
+        self._show_quality()
+        self._update_state()
+        self.result_shown.emit(seconds)
+
+    # -- heatmap --------------------------------------------------------------------------
+
+    def _toggle_heatmap(self, on: bool) -> None:
+        if self.taken is None:
+            return
+        if not on:
+            self.image.set_array(self.taken.frame.pixels)
+            return
+        if self.explanation is not None:
+            self.image.set_array(self.explanation.overlay())
+            return
+        service, taken = self.ctx.require_service(), self.taken
+        self.message.show_message(self.ctx.tr("ui.result.heatmap_running"), "info")
+        self.ctx.run_model(lambda: service.explain(taken.frame.pixels),
+                           lambda explanation: self._explained(taken, explanation),
+                           self.message.error)
+
+    def _explained(self, taken: CaptureTaken, explanation: Explanation) -> None:
+        if taken is not self.taken:
+            return
+        self.explanation = explanation
+        self.message.show_message(self.ctx.tr("ui.result.heatmap_note"), "info")
+        if self.heatmap_button.isChecked():
+            self.image.set_array(explanation.overlay())
+
+    def heatmap_image(self) -> np.ndarray | None:
+        """The overlay shown when the heatmap is on (None before it is computed)."""
+        return None if self.explanation is None else self.explanation.overlay()
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Save the capture (or sequence), its prediction and the operator's label."""
+        taken, outcome, visit = self.taken, self.outcome, self.ctx.visit
+        if taken is None or outcome is None or self.saved_ids:
+            return
+        if visit is None or not visit.body_site:
+            self.message.error(self.ctx.tr("ui.result.no_visit"))
+            return
+        service, session = self.ctx.require_service(), self.ctx.require_session()
+        code, note = self.label_combo.currentData() or "", self.note.text().strip() or None
+        prediction = outcome.prediction
+        visit_id, site, access = visit.visit.id, visit.body_site, visit.access_time
+
+        def save() -> list[int]:
+            if taken.sequence:
+                frames = [(bf.band.name, bf.frame) for bf in taken.sequence]
+                stored: list[SavedCapture] = service.save_multispectral(
+                    session, visit_id, frames, body_site=site, access_time=access,
+                    classify_band=taken.band)
+                main = next(s for s, bf in zip(stored, taken.sequence, strict=True)
+                            if bf.band.name == taken.band)
+            else:
+                main = service.save_capture(session, visit_id, taken.frame, band=taken.band,
+                                            body_site=site, access_time=access,
+                                            prediction=prediction)
+                stored = [main]
+            if code:
+                service.label(session, main.capture.id, code, note=note)
+            return [s.capture.id for s in stored]
+
+        self.save_button.setEnabled(False)
+        self.message.show_message(self.ctx.tr("ui.result.saving"), "info")
+        self.ctx.run_data(save, self._saved, self._save_failed)
+
+    def _saved(self, ids: list[int]) -> None:
+        self.saved_ids = ids
+        self.message.show_message(
+            self.ctx.tr("ui.result.saved", ids=", ".join(f"#{i}" for i in ids)), "success")
+        self._update_state()
+        self.saved.emit(ids)
+
+    def _save_failed(self, message: str) -> None:
+        self.message.error(message)
+        self._update_state()
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def on_shown(self) -> None:
+        """Focus the save button when there is something to save."""
+        (self.save_button if self.save_button.isEnabled() else self.retake_button).setFocus()
+
+    def reset(self) -> None:
+        """Forget the capture."""
+        self.taken, self.outcome, self.explanation, self.saved_ids = None, None, None, []
+        self.image.clear()
+        for view in self.band_views:
+            view.deleteLater()
+        self.band_views = []
+        self.panel.clear()
+        self.message.clear_message()
+        self.timing.setText("")
+        self._show_quality()
+        self._update_state()
+
+    @property
+    def has_unsaved(self) -> bool:
+        """A classified capture has not been saved yet."""
+        return self.taken is not None and not self.saved_ids
+
+    def button(self, name: str) -> QPushButton:
+        """A button by object name (for tests and keyboard shortcuts)."""
+        widget = self.findChild(QPushButton, name)
+        assert widget is not None, name
+        return widget

@@ -1,0 +1,46 @@
+"""The tiny protocol the sync status panel reads (the sync package provides the real one).
+
+Any object with a ``status()`` method qualifies; ``status()`` returns something with the
+attributes (or mapping keys) ``queue_length``, ``last_success`` and ``last_error``, e.g. a
+:class:`SyncStatus`. If the object also has ``sync_now()``, the panel offers a "Sync now"
+button. Both are called in a worker thread, never on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """A snapshot of the station's sync state.
+
+    Attributes:
+        queue_length: Captures waiting in the outbox.
+        last_success: When the last sync succeeded (aware datetime), or None.
+        last_error: The last error's message, or None after a success.
+    """
+
+    queue_length: int
+    last_success: dt.datetime | None = None
+    last_error: str | None = None
+
+    @classmethod
+    def of(cls, value: Any) -> SyncStatus:
+        """Read a status from an object with those attributes or a mapping with those keys."""
+        if isinstance(value, SyncStatus):
+            return value
+        get = value.get if isinstance(value, Mapping) else lambda k, d=None: getattr(value, k, d)
+        return cls(int(get("queue_length", 0) or 0), get("last_success"), get("last_error"))
+
+
+@runtime_checkable
+class SyncStatusSource(Protocol):
+    """What the sync status panel needs from the sync package."""
+
+    def status(self) -> Any:
+        """The current :class:`SyncStatus` (or an object/mapping with the same fields)."""
+        ...

@@ -1,0 +1,87 @@
+"""An image area that scales its picture to fit, keeping the aspect ratio."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from skinstation.ui.workers import to_qimage
+
+
+class ImageView(QWidget):
+    """Shows a ``QImage`` (or an RGB array) centred and scaled; a text when empty.
+
+    Args:
+        object_name: Object name (and default accessible name).
+        minimum: Minimum size in device-independent pixels.
+        parent: Parent widget.
+    """
+
+    def __init__(self, object_name: str, minimum: QSize | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(object_name)
+        self.setAccessibleName(object_name)
+        self.setMinimumSize(minimum or QSize(320, 240))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._image = QImage()
+        self._placeholder = ""
+        self._caption = ""
+        self.frames_painted = 0
+
+    @property
+    def image(self) -> QImage:
+        """The image shown (null when empty)."""
+        return self._image
+
+    def set_image(self, image: QImage) -> None:
+        """Show ``image``."""
+        self._image = image
+        self.update()
+
+    def set_array(self, rgb: np.ndarray, max_side: int = 1600) -> None:
+        """Show an (H, W, 3) uint8 RGB array (scaled down to ``max_side`` for display)."""
+        self.set_image(to_qimage(rgb, max_side, max_side))
+
+    def set_placeholder(self, text: str) -> None:
+        """Text shown while there is no image."""
+        self._placeholder = text
+        self.update()
+
+    def set_caption(self, text: str) -> None:
+        """A short label drawn over the bottom of the image (e.g. the band)."""
+        self._caption = text
+        self.update()
+
+    def clear(self) -> None:
+        """Show the placeholder again."""
+        self._image = QImage()
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        """Preferred size: a 4:3 preview."""
+        return QSize(640, 480)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """Draw the scaled image (or the placeholder) on a dark field."""
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#1f2328"))
+        if self._image.isNull():
+            painter.setPen(QColor("#d0d7de"))
+            painter.drawText(self.rect().adjusted(16, 16, -16, -16),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self._placeholder)
+            return
+        size = self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        target = QRect(0, 0, size.width(), size.height())
+        target.moveCenter(self.rect().center())
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(target, self._image)
+        if self._caption:
+            band = QRect(0, self.height() - 18, self.width(), 18)
+            painter.fillRect(band, QColor(0, 0, 0, 170))
+            painter.setPen(QColor("white"))
+            painter.drawText(band, Qt.AlignmentFlag.AlignCenter, self._caption)
+        self.frames_painted += 1

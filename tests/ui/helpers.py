@@ -1,0 +1,58 @@
+"""Driving the station window like an operator would (clicks, typing, keys)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from skinstation.ui.main_window import MainWindow
+
+PASSWORD = "correct horse battery"
+TIMEOUT = 20000
+
+
+def log_in(qtbot, window: MainWindow, username: str, password: str = PASSWORD) -> None:
+    """Type the credentials, press Enter, wait for the session."""
+    login = window.login
+    qtbot.waitUntil(lambda: login.ready, timeout=TIMEOUT)
+    login.username.clear()
+    qtbot.keyClicks(login.username, username)
+    login.password.clear()
+    qtbot.keyClicks(login.password, password)
+    qtbot.keyClick(login.password, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.ctx.session is not None, timeout=TIMEOUT)
+
+
+def try_log_in(qtbot, window: MainWindow, username: str, password: str) -> str:
+    """Attempt a login expected to fail; returns the message shown."""
+    login = window.login
+    login.username.setText(username)
+    login.password.setText(password)
+    qtbot.mouseClick(login.submit, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: login.message.kind == "error", timeout=TIMEOUT)
+    message = login.message.message
+    login.message.clear_message()
+    return message
+
+
+def open_visit(qtbot, window: MainWindow, pseudonym: str, site: str = "back") -> None:
+    """Patient screen: find or create, start a visit, choose the body site."""
+    window.show_screen("patient")
+    patient = window.screens["patient"]
+    patient.pseudonym.clear()
+    qtbot.keyClicks(patient.pseudonym, pseudonym)
+    qtbot.mouseClick(patient.find_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: patient.start_button.isEnabled(), timeout=TIMEOUT)
+    qtbot.mouseClick(patient.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.visit is not None, timeout=TIMEOUT)
+    qtbot.mouseClick(patient.site_buttons[site], Qt.MouseButton.LeftButton)
+    assert window.ctx.visit.body_site == site
+    assert patient.capture_button.isEnabled()
+
+
+def wait_for_preview(qtbot, window: MainWindow, frames: int = 3) -> None:
+    """Capture screen: wait until the source is open and frames are being shown."""
+    capture = window.capture_screen
+    qtbot.waitUntil(lambda: capture.source is not None or bool(capture.camera_error),
+                    timeout=TIMEOUT)
+    start = capture.preview.frames_painted
+    qtbot.waitUntil(lambda: capture.preview.frames_painted >= start + frames, timeout=TIMEOUT)
