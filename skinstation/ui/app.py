@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from skinstation.resources import RESOURCES_DIR
 from skinstation.settings import Settings
 from skinstation.ui.main_window import MainWindow
+from skinstation.ui.station_sync import StationSync
 
 STYLESHEET = RESOURCES_DIR / "styles" / "station.qss"
 
@@ -98,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         QMessageBox.critical(None, "SkinStation", f"The station settings are invalid:\n{exc}")
         return 1
     config = os.environ.get("SKINSTATION_CONFIG")
-    window = MainWindow(settings, config_file=Path(config) if config else None)
+    sync = StationSync(lambda: window.ctx.service)
+    window = MainWindow(settings, sync=sync, config_file=Path(config) if config else None)
+    app.aboutToQuit.connect(sync.stop)
     window.show()
     window.start()
     if args.exit_after > 0:
