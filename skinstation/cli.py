@@ -33,6 +33,17 @@ def _resolve_source(spec: str, settings: Settings) -> str:
     return f"{kind}:{path}" if kind else str(path)
 
 
+def _pairs(items: list[str]) -> dict[str, float]:
+    """Parse ``code=value`` arguments."""
+    result = {}
+    for item in items:
+        code, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: expected CODE=VALUE, got {item!r}")
+        result[code.strip()] = float(value)
+    return result
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, calibrate, evaluate and save a model file."""
     from skinstation.inference.preprocessing import PreprocessConfig
@@ -55,12 +66,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         output=Path(args.out), config=config,
         eval_sources=[_resolve_source(s, settings) for s in args.eval],
         target_sensitivity=args.target_sensitivity, false_rejection=args.false_rejection,
+        min_sensitivity=_pairs(args.min_sensitivity),
         report_dir=Path(args.report) if args.report else None, version=args.version,
         cache_dir=Path(args.cache) if args.cache else settings.cache_dir / "features",
     )
     metadata = build_model(request)
     print(f"saved {args.out} (version {metadata.model_version}, sha256 "
           f"{metadata.content_sha256[:16]}…)")
+    return 0
+
+
+def cmd_recalibrate(args: argparse.Namespace) -> int:
+    """Refit a model's operating points on validation and save it as a new version."""
+    from skinstation.training.pipeline import recalibrate_model
+
+    settings = _settings(args)
+    metadata = recalibrate_model(
+        Path(args.model), _resolve_source(args.data, settings), Path(args.split),
+        Path(args.out), _pairs(args.min_sensitivity), args.target_sensitivity,
+        [_resolve_source(s, settings) for s in args.eval])
+    print(f"saved {args.out} (version {metadata.model_version})")
     return 0
 
 
@@ -210,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weighting", default="balanced",
                        choices=["balanced", "sqrt", "none"])
     train.add_argument("--target-sensitivity", type=float, default=0.95)
+    train.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE",
+                       help="cost-sensitive decision: minimum validation sensitivity of a "
+                            "class, e.g. mel=0.8 (repeatable)")
     train.add_argument("--false-rejection", type=float, default=0.05)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--threads", type=int, default=2)
@@ -217,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--report", default="", help="report folder (default <out>.reports)")
     train.add_argument("--cache", default="", help="feature cache folder")
     train.set_defaults(handler=cmd_train)
+
+    recal = commands.add_parser("recalibrate",
+                                help="refit temperature, referral threshold and decision "
+                                     "offsets on validation (no retraining)")
+    recal.add_argument("--model", required=True)
+    recal.add_argument("--data", default="ham10000:ham10000")
+    recal.add_argument("--split", default="resources/splits/ham10000.csv")
+    recal.add_argument("--out", required=True)
+    recal.add_argument("--eval", action="append", default=[])
+    recal.add_argument("--target-sensitivity", type=float, default=0.95)
+    recal.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE")
+    recal.set_defaults(handler=cmd_recalibrate)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model on a data source")
     evaluate.add_argument("--model", default="", help="model file (default: settings model)")

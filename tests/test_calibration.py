@@ -89,3 +89,23 @@ def test_bootstrap_ci_contains_estimate_and_shrinks_with_more_data():
 
     small, large = width(100), width(2000)
     assert large < small / 3
+
+
+def test_decision_offsets_reach_the_protected_sensitivity():
+    from skinstation.inference.classifier import predicted_classes
+    from skinstation.training.calibration import fit_decision_offsets
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    labels = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    logits = rng.normal(0, 1.0, (n, 3))
+    logits[np.arange(n), labels] += 1.2
+    logits[:, 0] += 1.5  # a majority-leaning model: class 2 is under-called
+    probs = softmax(logits)
+    plain = confusion_matrix(labels, probs.argmax(1), 3)
+    assert sensitivities(plain)[2] < 0.5
+    offsets = fit_decision_offsets(probs, labels, {2: 0.8})
+    tuned = confusion_matrix(labels, predicted_classes(probs, offsets), 3)
+    assert sensitivities(tuned)[2] >= 0.8
+    assert np.nanmean(sensitivities(tuned)) > np.nanmean(sensitivities(plain))
+    assert np.array_equal(predicted_classes(probs, np.zeros(3)), probs.argmax(1))

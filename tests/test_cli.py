@@ -98,3 +98,23 @@ def test_cli_errors_are_clear(trained, tmp_path):
     bad_source = run("evaluate", "--model", str(folder / "m.safetensors"), "--data",
                      str(tmp_path))
     assert bad_source.returncode == 1 and "cannot tell the layout" in bad_source.stderr
+
+
+def test_recalibrate_refits_operating_points_without_retraining(trained, tmp_path):
+    from skinstation.inference.model_file import load_model_file
+
+    folder, _ = trained
+    out = tmp_path / "recal.safetensors"
+    result = run("recalibrate", "--model", str(folder / "m.safetensors"), "--data",
+                 f"manifest:{folder / 'cases.csv'}", "--split", str(folder / "split.csv"),
+                 "--out", str(out), "--min-sensitivity", "mel=1.0")
+    assert result.returncode == 0, result.stderr
+    assert "decision offsets (validation):" in result.stderr
+    before, before_state = load_model_file(folder / "m.safetensors")
+    after, after_state = load_model_file(out)
+    assert after.training["recalibrated_from"] == before.model_version
+    assert after.training["min_sensitivity"] == {"mel": 1.0}
+    assert len(after.class_bias) == 7 and after.class_bias[4] >= 0.0
+    for name, tensor in before_state.items():  # the weights are untouched
+        assert after_state[name].equal(tensor)
+    assert after.metrics["test"]["images"] == before.metrics["test"]["images"]

@@ -35,6 +35,7 @@ from skinstation.engine.errors import EngineError
 from skinstation.engine.gate import GateMetrics, decide
 from skinstation.engine.jobs import JobInfo
 from skinstation.engine.schema import Capture, ExamSession, ModelStatus, Patient, Review
+from skinstation.inference.model_file import read_metadata
 from skinstation.inference.taxonomy import load_taxonomy
 from skinstation.resources import RESOURCES_DIR
 from skinstation.training.sources import Record, load_source
@@ -183,6 +184,20 @@ def train_candidate(db: EngineDatabase, job: JobInfo, request: Any, log: Log) ->
     build_model(request, log=log)
 
 
+RECIPE_FIELDS = ("architecture", "trunk_blocks", "freeze_batchnorm", "finetune_lr", "head_lr",
+                 "weight_decay", "label_smoothing", "class_weighting")
+
+
+def inherited_recipe(current_model: Path) -> dict[str, Any]:
+    """The current model's training recipe (split point, learning rates...) for its successor.
+
+    Preprocessing is inherited separately, so a candidate sees images exactly as the model it
+    must beat; views and epochs come from the engine settings or the job's parameters.
+    """
+    training = read_metadata(current_model).training
+    return {name: training[name] for name in RECIPE_FIELDS if name in training}
+
+
 def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
     """Run one retraining job end to end (see the module docstring).
 
@@ -218,7 +233,10 @@ def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
     version = f"retrain-{job.job_id}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     params = job.params
     config = TrainConfig(
-        preprocess=PreprocessConfig(**params.get("preprocess", {})),
+        **inherited_recipe(registry.model_path(db, current.version)),
+        preprocess=PreprocessConfig.from_dict(
+            {**read_metadata(registry.model_path(db, current.version)).preprocess,
+             **params.get("preprocess", {})}),
         views=int(params.get("views", engine.train_views)),
         head_epochs=int(params.get("head_epochs", engine.head_epochs)),
         finetune_epochs=int(params.get("finetune_epochs", engine.finetune_epochs)),

@@ -36,6 +36,14 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def predicted_classes(probs: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+    """Argmax of ``log(probs) + offsets`` per row (plain argmax without offsets)."""
+    scores = np.log(np.clip(np.asarray(probs, np.float64), 1e-300, None))
+    if offsets is not None:
+        scores = scores + offsets
+    return scores.argmax(axis=-1)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One classification, as every interface (station, engine, API, CLI) reports it.
@@ -114,6 +122,10 @@ class Classifier:
         self.network.load_state_dict(network_state)
         self.network.eval()
         self.temperature = float(metadata.temperature)
+        bias = list(metadata.class_bias) or [0.0] * len(metadata.classes)
+        if len(bias) != len(metadata.classes):
+            raise ValueError("model file class_bias must have one offset per class")
+        self.decision_offsets = np.asarray(bias, np.float64)
         self.assessability = AssessabilityModel.from_state(state, metadata.assessability)
         threshold = metadata.referral.get("threshold")
         self.referral_threshold = None if threshold is None else float(threshold)
@@ -148,6 +160,15 @@ class Classifier:
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (temperature-scaled softmax)."""
         return softmax(logits, self.temperature)
+
+    def predicted_classes(self, probs: np.ndarray) -> np.ndarray:
+        """Index of the predicted fine class: argmax of log p + the model's decision offsets.
+
+        The offsets (all zero unless the model file sets ``class_bias``) are the
+        cost-sensitive part of the fine-class decision, fitted on validation data; the
+        probabilities themselves stay calibrated.
+        """
+        return predicted_classes(probs, self.decision_offsets)
 
     def classify(self, image: np.ndarray) -> Prediction:
         """Classify one decoded RGB uint8 image."""
@@ -195,7 +216,7 @@ class Classifier:
         referral = (self.referral_threshold is not None
                     and group_probs[SKIN_CANCER] >= self.referral_threshold)
         class_probs = {c: float(probs[i]) for i, c in enumerate(self.taxonomy.classes)}
-        top = self.taxonomy.classes[int(np.argmax(probs))]
+        top = self.taxonomy.classes[int(self.predicted_classes(probs[None])[0])]
         return Prediction(class_probs, group_probs, decision, bool(referral),
                           self.referral_threshold, True, score, top,
                           guidance_key(decision, bool(referral)), self.version, seconds)

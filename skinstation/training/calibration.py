@@ -95,3 +95,59 @@ def fit_rejection_threshold(in_distribution_scores: np.ndarray, false_rejection:
         raise ValueError(f"false rejection rate must be in [0, 1), got {false_rejection}")
     return float(np.quantile(np.asarray(in_distribution_scores, np.float64),
                              1 - false_rejection, method="higher"))
+
+
+def fit_decision_offsets(
+    probs: np.ndarray, labels: np.ndarray, min_sensitivity: dict[int, float],
+    grid: np.ndarray | None = None, rounds: int = 3, min_gain: float = 0.002,
+) -> np.ndarray:
+    """Per-class offsets on log-probabilities for a cost-sensitive fine-class decision.
+
+    Starting from plain argmax, the offsets of the protected classes are raised until each
+    reaches its minimum validation sensitivity (missing a melanoma costs more than a false
+    alarm); then coordinate ascent adjusts every offset on ``grid`` while balanced accuracy
+    improves by at least ``min_gain`` and the minimums still hold. Fitted on validation only.
+
+    Args:
+        probs: Calibrated validation probabilities (N, K).
+        labels: True class indices (N,).
+        min_sensitivity: Class index → minimum sensitivity on these samples.
+        grid: Candidate offsets (default -1.5..1.5 in steps of 0.1).
+        rounds: Coordinate-ascent passes.
+        min_gain: Smallest balanced-accuracy gain that moves an offset.
+
+    Returns:
+        Offsets (K,); zeros if no constraint is given and argmax is already best.
+    """
+    from skinstation.inference.classifier import predicted_classes
+    from skinstation.training.metrics import confusion_matrix, sensitivities
+
+    k = probs.shape[1]
+    grid = np.round(np.arange(-1.5, 1.51, 0.1), 2) if grid is None else grid
+    offsets = np.zeros(k)
+
+    def evaluate(candidate: np.ndarray) -> tuple[bool, float]:
+        sens = sensitivities(confusion_matrix(labels, predicted_classes(probs, candidate), k))
+        feasible = all(sens[c] >= target for c, target in min_sensitivity.items())
+        return feasible, float(np.nanmean(sens))
+
+    for cls, _target in min_sensitivity.items():
+        for value in np.round(np.arange(0.0, 3.01, 0.05), 2):
+            offsets[cls] = value
+            sens = sensitivities(confusion_matrix(labels, predicted_classes(probs, offsets), k))
+            if sens[cls] >= min_sensitivity[cls]:
+                break
+    feasible, best = evaluate(offsets)
+    for _ in range(rounds):
+        moved = False
+        for cls in range(k):
+            for value in grid:
+                candidate = offsets.copy()
+                candidate[cls] = value
+                ok, score = evaluate(candidate)
+                better = score > best + min_gain
+                if (ok and (better or not feasible)) or (not ok and not feasible and better):
+                    offsets, best, feasible, moved = candidate, score, ok, True
+        if not moved:
+            break
+    return offsets

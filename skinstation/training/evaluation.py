@@ -47,6 +47,7 @@ class ModelOutputs:
     assessable: np.ndarray
     assessability_scores: np.ndarray
     pooled: np.ndarray
+    predicted: np.ndarray | None = None
 
 
 def run_model(classifier: Classifier, records: Sequence[Record], batch_size: int = 32,
@@ -76,6 +77,7 @@ def run_model(classifier: Classifier, records: Sequence[Record], batch_size: int
         assessability_scores=np.array([np.nan if p.assessability_score is None
                                        else p.assessability_score for p in predictions]),
         pooled=np.concatenate(pooled),
+        predicted=classifier.predicted_classes(classifier.probabilities(all_logits)),
     )
 
 
@@ -101,13 +103,15 @@ def compute_metrics(outputs: ModelOutputs, taxonomy: Taxonomy, temperature: floa
                     referral_threshold: float | None, n_boot: int = 1000) -> dict[str, Any]:
     """Every number of the evaluation report (JSON-ready).
 
-    Class metrics use the argmax of the calibrated probabilities; triage metrics use the true
+    Class metrics use the model's predicted class (argmax of the calibrated probabilities,
+    plus its validation-fitted decision offsets if any); triage metrics use the true
     group (a PAD-UFES-20 SCC counts as skin cancer); CIs resample lesions/patients.
     """
     classes, k = list(taxonomy.classes), len(taxonomy.classes)
     records = outputs.records
     truth = np.array([classes.index(r.dx) for r in records])
-    probs, predicted = outputs.probs, outputs.probs.argmax(1)
+    probs = outputs.probs
+    predicted = outputs.predicted if outputs.predicted is not None else probs.argmax(1)
     units = [f"{r.source}:{r.split_key}" for r in records]
     matrix = confusion_matrix(truth, predicted, k)
     present = [c for c in range(k) if (truth == c).any()]

@@ -24,9 +24,10 @@ import numpy as np
 
 from skinstation.inference.assessability import AssessabilityModel
 from skinstation.inference.classifier import Classifier, softmax
-from skinstation.inference.model_file import ModelMetadata, save_model_file
+from skinstation.inference.model_file import ModelMetadata, load_model_file, save_model_file
 from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy, load_taxonomy
 from skinstation.training.calibration import (
+    fit_decision_offsets,
     fit_referral_threshold,
     fit_rejection_threshold,
     fit_temperature,
@@ -35,7 +36,7 @@ from skinstation.training.evaluation import ModelOutputs, compute_metrics, run_m
 from skinstation.training.progress import Log, print_log
 from skinstation.training.report import write_report
 from skinstation.training.sources import Record, fingerprint, load_source
-from skinstation.training.splits import load_or_make_split
+from skinstation.training.splits import load_or_make_split, load_split
 from skinstation.training.trainer import TrainConfig, train_classifier
 
 
@@ -53,6 +54,8 @@ class BuildRequest:
         eval_sources: Extra sources evaluated in full (never trained on).
         target_sensitivity: Skin-cancer sensitivity the referral threshold must reach on val.
         false_rejection: Fraction of validation images the assessability check may reject.
+        min_sensitivity: Fine class → minimum validation sensitivity of the predicted class
+            (cost-sensitive decision offsets, e.g. ``{"mel": 0.8}``); empty = plain argmax.
         report_dir: Where reports go (``<output>.reports/`` by default).
         version: Model version string (generated if empty).
         parent_version: Version this model descends from.
@@ -67,6 +70,7 @@ class BuildRequest:
     eval_sources: Sequence[str] = ()
     target_sensitivity: float = 0.95
     false_rejection: float = 0.05
+    min_sensitivity: dict[str, float] = field(default_factory=dict)
     report_dir: Path | None = None
     version: str = ""
     parent_version: str = ""
@@ -131,28 +135,86 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
     temperature, points, assess = fit_operating_points(
         val_outputs, taxonomy, result.train_features, result.train_labels,
         request.target_sensitivity, request.false_rejection)
-    metadata = dataclasses.replace(metadata, temperature=temperature, **points)
+    offsets = _offsets(val_outputs, taxonomy, temperature, request.min_sensitivity, log)
+    training = {**metadata.training, "min_sensitivity": dict(request.min_sensitivity)}
+    metadata = dataclasses.replace(metadata, temperature=temperature, training=training,
+                                   class_bias=[float(o) for o in offsets], **points)
     state = {**state, **assess.state()}
-    save_model_file(request.output, state, metadata)
-
-    classifier = Classifier.load(request.output, warm_up=False)
     report_dir = request.report_dir or Path(f"{request.output}.reports")
+    return evaluate_and_seal(request.output, state, metadata, test, request.eval_sources,
+                             report_dir, log)
+
+
+def _offsets(val_outputs: ModelOutputs, taxonomy: Taxonomy, temperature: float,
+             min_sensitivity: dict[str, float], log: Log) -> np.ndarray:
+    if not min_sensitivity:
+        return np.zeros(len(taxonomy.classes))
+    protected = {taxonomy.classes.index(c): v for c, v in min_sensitivity.items()}
+    offsets = fit_decision_offsets(softmax(val_outputs.logits, temperature),
+                                   _labels(val_outputs.records, taxonomy), protected)
+    log("decision offsets (validation): " + ", ".join(
+        f"{c} {o:+.2f}" for c, o in zip(taxonomy.classes, offsets, strict=True)))
+    return offsets
+
+
+def evaluate_and_seal(output: Path, state: dict[str, Any], metadata: ModelMetadata,
+                      test: Sequence[Record], eval_sources: Sequence[str], report_dir: Path,
+                      log: Log) -> ModelMetadata:
+    """Save, evaluate on the locked test split and extra sources, store the metrics, re-save."""
+    taxonomy = load_taxonomy()
+    save_model_file(output, state, metadata)
+    classifier = Classifier.load(output, warm_up=False)
     evaluations: dict[str, Any] = {}
-    for name, subset in [("test", test)] + [(s, None) for s in request.eval_sources]:
+    for name, subset in [("test", test)] + [(s, None) for s in eval_sources]:
         if subset is None:
             subset, extra_report = load_source(name)
             log(extra_report.summary())
         label = "test" if name == "test" else Path(name.split(":", 1)[-1]).name
         outputs = run_model(classifier, subset, log=log)
-        metrics = compute_metrics(outputs, taxonomy, temperature,
+        metrics = compute_metrics(outputs, taxonomy, classifier.temperature,
                                   classifier.referral_threshold)
         write_report(metrics, list(taxonomy.classes), report_dir / label,
-                     f"{version} on {label} ({name})")
+                     f"{metadata.model_version} on {label} ({name})")
         evaluations[label] = metrics
         log(summary_line(label, metrics))
     compact = {name: summarise(m) for name, m in evaluations.items()}
-    metadata = dataclasses.replace(metadata, metrics=compact)
-    return save_model_file(request.output, state, metadata)
+    return save_model_file(output, state, dataclasses.replace(metadata, metrics=compact))
+
+
+def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
+                      min_sensitivity: dict[str, float], target_sensitivity: float,
+                      eval_sources: Sequence[str] = (), report_dir: Path | None = None,
+                      log: Log = print_log) -> ModelMetadata:
+    """Refit a trained model's operating points on validation, without retraining.
+
+    Temperature, referral threshold and decision offsets are refitted on the validation split;
+    the weights and the assessability statistics are kept. The model is then re-evaluated on
+    the locked test split (and ``eval_sources``) and saved to ``output`` as a new version.
+    """
+    taxonomy = load_taxonomy()
+    metadata, state = load_model_file(model)
+    records, report = load_source(source)
+    log(report.summary())
+    split = load_split(split_path, records)
+    val, test = split.select(records, "val"), split.select(records, "test")
+    plain = dataclasses.replace(metadata, temperature=1.0, class_bias=[])
+    save_model_file(output, state, plain)
+    val_outputs = run_model(Classifier.load(output, warm_up=False), val, log=log)
+    temperature = fit_temperature(val_outputs.logits, _labels(val, taxonomy))
+    p_cancer = (softmax(val_outputs.logits, temperature) @ taxonomy.group_matrix())[
+        :, taxonomy.groups.index(SKIN_CANCER)]
+    cancer = np.array([r.group(taxonomy) == SKIN_CANCER for r in val])
+    referral = fit_referral_threshold(p_cancer, cancer, target_sensitivity)
+    offsets = _offsets(val_outputs, taxonomy, temperature, min_sensitivity, log)
+    created = dt.datetime.now(dt.UTC)
+    training = {**metadata.training, "min_sensitivity": dict(min_sensitivity),
+                "recalibrated_from": metadata.model_version}
+    sealed = dataclasses.replace(
+        metadata, model_version=f"{output.stem}-{created:%Y%m%dT%H%M%S}",
+        created_at=created.isoformat(timespec="seconds"), temperature=temperature,
+        referral=referral, class_bias=[float(o) for o in offsets], training=training)
+    return evaluate_and_seal(output, state, sealed, test, eval_sources,
+                             report_dir or Path(f"{output}.reports"), log)
 
 
 def summarise(metrics: dict[str, Any]) -> dict[str, Any]:
