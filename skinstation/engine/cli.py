@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from skinstation.engine.errors import EngineError
+from skinstation.engine.provider_cli import register_provider_commands
 from skinstation.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
@@ -66,7 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(_settings(args), host=args.host, port=args.port, workers=args.workers,
           ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
           allow_plain_http=args.allow_plain_http, log_level=args.log_level,
-          graceful_timeout=args.graceful_timeout)
+          graceful_timeout=args.graceful_timeout, classify_threads=args.classify_threads,
+          classify_queue=args.classify_queue)
     return 0
 
 
@@ -252,6 +254,10 @@ def register_engine_commands(commands: Any) -> None:
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--graceful-timeout", type=float, default=10.0,
                        help="seconds open connections get to finish on shutdown")
+    serve.add_argument("--classify-threads", type=int,
+                       help="classification threads per worker (default 1)")
+    serve.add_argument("--classify-queue", type=int,
+                       help="classify calls that may wait per worker before 503 (default 8)")
     serve.set_defaults(handler=cmd_serve)
 
     worker = sub.add_parser("worker", help="run retraining jobs (separate from the API)")
@@ -296,6 +302,8 @@ def register_engine_commands(commands: Any) -> None:
     back.add_argument("--to", help="version to deploy (default: the one before)")
     back.add_argument("--reason", default="rollback")
     back.set_defaults(handler=cmd_models_rollback)
+
+    register_provider_commands(sub, _db, _reports_errors)
 
     audit = sub.add_parser("audit", help="print the audit log")
     audit.add_argument("--actor")

@@ -49,3 +49,33 @@ class LockedError(EngineError):
     """The account is locked after repeated failed logins (HTTP 423)."""
 
     status_code = 423
+
+
+class RateLimitedError(EngineError):
+    """A provider's per-minute or per-day quota is used up (HTTP 429 with Retry-After).
+
+    Args:
+        message: What was exceeded.
+        retry_after: Whole seconds until the quota window resets.
+    """
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class UnavailableError(EngineError):
+    """The engine cannot serve the request now: inference queue full, no model (HTTP 503).
+
+    Args:
+        message: Why.
+        retry_after: Whole seconds after which a retry may succeed.
+    """
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

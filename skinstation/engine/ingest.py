@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from skinstation.engine.payloads import CaptureMetadata, LabelPart
 from skinstation.engine.schema import (
     Capture,
     CapturePrediction,
+    CaptureSource,
     ExamSession,
     Patient,
     Review,
@@ -173,8 +174,9 @@ def _insert(session: Session, station: StationPrincipal, metadata: CaptureMetada
         exam.closed_at = session_part.closed_at
     original = next((label for label in metadata.labels if label.kind == "operator"), None)
     capture = Capture(
-        uid=part.uid, station_id=station.station_id, session_id=exam.id, band=part.band,
-        body_site=part.body_site, device_id=part.device_id, operator=part.operator,
+        uid=part.uid, source=CaptureSource.STATION.value, station_id=station.station_id,
+        session_id=exam.id, band=part.band, body_site=part.body_site, device_id=part.device_id,
+        operator=part.operator,
         image_ref=image_ref, image_sha256=part.image_sha256, image_size=part.image_size,
         image_format=part.image_format, width=part.width, height=part.height,
         access_time=part.access_time, capture_time=part.capture_time, saved_at=part.saved_at,
@@ -211,6 +213,81 @@ def _station_review(session: Session, capture: Capture, station: StationPrincipa
     session.add(review)
     session.flush()
     return review
+
+
+@dataclass(frozen=True)
+class ProviderCase:
+    """A provider's consented image with the engine's classification, ready to store.
+
+    Attributes:
+        uid: The classify request id (becomes the capture uid).
+        provider_id: The provider.
+        end_user_ref: The provider's pseudonymous end-user id (never a name).
+        device_id: The provider's terminal / device id.
+        body_site: Where on the body, as the provider says ("unspecified" if not).
+        access_time: When the end user accessed the provider's service.
+        capture_time: When the image was taken (the access time if unknown).
+        received_at: When the engine received it (the upload time).
+        model_version: Model that classified it.
+        class_probabilities: Fine class → probability (empty when not assessable).
+        group_probabilities: Group → probability.
+        decision: The rule decision (or ``not_assessable``).
+        referral: The safety referral flag.
+    """
+
+    uid: str
+    provider_id: int
+    end_user_ref: str
+    device_id: str
+    body_site: str
+    access_time: datetime
+    capture_time: datetime
+    received_at: datetime
+    model_version: str
+    class_probabilities: dict[str, float]
+    group_probabilities: dict[str, float]
+    decision: str
+    referral: bool
+
+
+def store_provider_case(db: EngineDatabase, session: Session, case: ProviderCase,
+                        image: EncodedImage, actor: str) -> tuple[Capture, bool]:
+    """Store a provider's consented image as a capture with its prediction, for review.
+
+    The image file is written first, before this function's first statement (so, called
+    first in a transaction, no database lock is held while the file is fsynced; a transaction
+    that then fails leaves an orphan file for :func:`sweep_orphan_images`). The rows join the
+    caller's transaction. The same image of the same end user from the same provider (a retry)
+    is stored once.
+
+    Returns:
+        The capture, and whether it was already stored.
+    """
+    image_ref = db.images.put(image)
+    existing = session.scalar(select(Capture).where(
+        Capture.provider_id == case.provider_id, Capture.end_user_ref == case.end_user_ref,
+        Capture.image_sha256 == image.sha256).limit(1))
+    if existing is not None:
+        return existing, True
+    capture = Capture(
+        uid=case.uid, source=CaptureSource.PROVIDER.value, station_id=None, session_id=None,
+        provider_id=case.provider_id, end_user_ref=case.end_user_ref, band="white",
+        body_site=case.body_site, device_id=case.device_id,
+        operator=f"provider:{case.provider_id}", image_ref=image_ref,
+        image_sha256=image.sha256, image_size=len(image.data), image_format=image.extension,
+        width=image.width, height=image.height, access_time=case.access_time,
+        capture_time=case.capture_time, saved_at=case.received_at,
+        received_at=case.received_at)
+    session.add(capture)
+    session.flush()
+    session.add(CapturePrediction(
+        capture_id=capture.id, model_version=case.model_version,
+        class_probabilities=dict(case.class_probabilities),
+        group_probabilities=dict(case.group_probabilities), decision=case.decision,
+        referral=case.referral, created_at=case.received_at))
+    audit.record(session, actor, "capture.received", "capture", capture.id,
+                 {"uid": capture.uid, "sha256": capture.image_sha256, "source": "provider"})
+    return capture, False
 
 
 def capture_receipt(db: EngineDatabase, station: StationPrincipal, uid: str) -> IngestResult:

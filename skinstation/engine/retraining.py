@@ -106,7 +106,11 @@ def _sha256(path: Path) -> str:
 
 
 def reviewed_cases(db: EngineDatabase, held_out: Sequence[Record]) -> tuple[list[Record], Counter]:
-    """Synced cases usable for training, and counts of those left out (by reason)."""
+    """Reviewed cases usable for training, and counts of those left out (by reason).
+
+    Station captures and providers' consented images alike: what counts is a
+    dermatologist's final label.
+    """
     classes = set(load_taxonomy().classes)
     guard = HeldOutGuard(held_out)
     skipped: Counter[str] = Counter()
@@ -118,8 +122,8 @@ def reviewed_cases(db: EngineDatabase, held_out: Sequence[Record]) -> tuple[list
             select(Capture, Review.code, Patient.pseudonym)
             .join(latest, latest.c.capture_id == Capture.id)
             .join(Review, Review.id == latest.c.rid)
-            .join(ExamSession, ExamSession.id == Capture.session_id)
-            .join(Patient, Patient.id == ExamSession.patient_id)
+            .outerjoin(ExamSession, ExamSession.id == Capture.session_id)
+            .outerjoin(Patient, Patient.id == ExamSession.patient_id)
             .order_by(Capture.id)))
     for capture, code, pseudonym in rows:
         path = db.images.path_for(capture.image_ref)
@@ -133,8 +137,15 @@ def reviewed_cases(db: EngineDatabase, held_out: Sequence[Record]) -> tuple[list
             skipped["same image as a validation/locked-test image"] += 1
         else:
             records.append(Record(path, f"engine-{capture.uid}", code, f"engine-{capture.uid}",
-                                  f"engine-station{capture.station_id}:{pseudonym}", "engine"))
+                                  _patient_key(capture, pseudonym), "engine"))
     return records, skipped
+
+
+def _patient_key(capture: Capture, pseudonym: str | None) -> str:
+    """Who the case shows: a station's patient, or a provider's end user."""
+    if capture.provider_id is not None:
+        return f"engine-provider{capture.provider_id}:{capture.end_user_ref}"
+    return f"engine-station{capture.station_id}:{pseudonym}"
 
 
 def evaluate_locked(model_path: Path, test: Sequence[Record], log: Log,

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from skinstation.engine import audit
 from skinstation.engine.accounts import AccountPrincipal
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import InvalidError, NotFoundError
+from skinstation.engine.provider_schema import Provider
 from skinstation.engine.schema import (
     Account,
     AccountRole,
@@ -38,7 +39,12 @@ URGENT_DECISIONS = ("indeterminate", "skin_cancer")
 
 @dataclass(frozen=True)
 class QueueItem:
-    """One unreviewed case in the dermatologist's queue."""
+    """One unreviewed case in the dermatologist's queue.
+
+    ``station`` names where it came from (a station's name, or ``provider:<name>``) and
+    ``pseudonym`` the patient (a provider's pseudonymous end-user id); ``source`` is
+    ``station`` or ``provider``.
+    """
 
     capture_id: int
     uid: str
@@ -53,6 +59,7 @@ class QueueItem:
     group_probabilities: dict[str, float]
     original_label: str | None
     urgent: bool
+    source: str = "station"
 
 
 @dataclass(frozen=True)
@@ -85,12 +92,14 @@ def _queue_select() -> Select[Any]:
     reviewed = select(Review.capture_id)
     urgent = or_(CapturePrediction.decision.in_(URGENT_DECISIONS),
                  CapturePrediction.referral.is_(True))
+    origin = func.coalesce(Station.name, literal("provider:") + Provider.name)
     return (
-        select(Capture, Station.name, Patient.pseudonym, CapturePrediction,
-               case((urgent, 1), else_=0).label("urgent"))
-        .join(Station, Station.id == Capture.station_id)
-        .join(ExamSession, ExamSession.id == Capture.session_id)
-        .join(Patient, Patient.id == ExamSession.patient_id)
+        select(Capture, origin, func.coalesce(Patient.pseudonym, Capture.end_user_ref),
+               CapturePrediction, case((urgent, 1), else_=0).label("urgent"))
+        .outerjoin(Station, Station.id == Capture.station_id)
+        .outerjoin(ExamSession, ExamSession.id == Capture.session_id)
+        .outerjoin(Patient, Patient.id == ExamSession.patient_id)
+        .outerjoin(Provider, Provider.id == Capture.provider_id)
         .outerjoin(latest, latest.c.capture_id == Capture.id)
         .outerjoin(CapturePrediction, CapturePrediction.id == latest.c.pid)
         .where(Capture.id.not_in(reviewed))
@@ -113,7 +122,7 @@ def review_queue(db: EngineDatabase, principal: AccountPrincipal,
                 None if prediction is None else prediction.referral,
                 None if prediction is None else prediction.model_version,
                 {} if prediction is None else dict(prediction.group_probabilities),
-                capture.original_label, bool(urgent)))
+                capture.original_label, bool(urgent), capture.source))
         audit.record(session, principal.actor, "review_queue.viewed", None, None,
                      {"rows": len(items)})
         return items
@@ -125,17 +134,22 @@ def capture_details(db: EngineDatabase, principal: AccountPrincipal,
     principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
     with db.transaction() as session:
         capture = _capture(session, capture_id)
-        station = session.get(Station, capture.station_id)
-        exam = session.get(ExamSession, capture.session_id)
+        station = None if capture.station_id is None else session.get(Station, capture.station_id)
+        exam = None if capture.session_id is None else session.get(ExamSession, capture.session_id)
         patient = session.get(Patient, exam.patient_id) if exam else None
+        provider = (None if capture.provider_id is None
+                    else session.get(Provider, capture.provider_id))
         predictions = session.scalars(select(CapturePrediction).where(
             CapturePrediction.capture_id == capture_id).order_by(CapturePrediction.id))
         reviews = _reviews(session, Review.capture_id == capture_id)
         audit.record(session, principal.actor, "capture.viewed", "capture", capture_id)
         return {
-            "capture_id": capture.id, "uid": capture.uid,
+            "capture_id": capture.id, "uid": capture.uid, "source": capture.source,
             "station": station.name if station else None,
-            "pseudonym": patient.pseudonym if patient else None,
+            "provider": provider.name if provider else None,
+            "pseudonym": patient.pseudonym if patient else capture.end_user_ref,
+            "device_id": capture.device_id, "access_time": capture.access_time.isoformat(),
+            "received_at": capture.received_at.isoformat(),
             "band": capture.band, "body_site": capture.body_site,
             "capture_time": capture.capture_time.isoformat(),
             "width": capture.width, "height": capture.height,

@@ -57,6 +57,13 @@ class ModelStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class CaptureSource(StrEnum):
+    """Where a capture came from: a capture station, or a third-party provider's API call."""
+
+    STATION = "station"
+    PROVIDER = "provider"
+
+
 class JobState(StrEnum):
     """Life of a training job."""
 
@@ -166,14 +173,32 @@ class ExamSession(Base):
 
 
 class Capture(Base):
-    """One uploaded capture; its image bytes live in the engine's content-addressed store."""
+    """One case image; its bytes live in the engine's content-addressed store.
+
+    ``source`` says where it came from: a station (``station_id``, ``session_id`` and the
+    session's patient) or a provider's consented API call (``provider_id``, the provider's
+    pseudonymous ``end_user_ref``; ``device_id``, ``access_time`` and ``received_at`` hold the
+    terminal, access and upload times). Review and retraining treat both alike.
+    """
 
     __tablename__ = "captures"
+    __table_args__ = (
+        CheckConstraint(
+            "(source = 'station' AND station_id IS NOT NULL AND session_id IS NOT NULL "
+            "AND provider_id IS NULL AND end_user_ref IS NULL) OR "
+            "(source = 'provider' AND station_id IS NULL AND session_id IS NULL "
+            "AND provider_id IS NOT NULL AND end_user_ref IS NOT NULL)",
+            name="source",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(36), unique=True)
-    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16), default=CaptureSource.STATION.value)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("exam_sessions.id"), index=True)
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), index=True)
+    end_user_ref: Mapped[str | None] = mapped_column(String(128))
     band: Mapped[str] = mapped_column(String(32))
     body_site: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(128))
@@ -327,3 +352,7 @@ class AuditEvent(Base):
 
 
 APPEND_ONLY_TABLES = ("audit_log", "reviews", "deployments")
+
+
+# The provider tables belong to the same metadata (migrations and schema comparison see them).
+from skinstation.engine import provider_schema  # noqa: E402, F401

@@ -8,11 +8,13 @@ allowed on a loopback address, or behind a TLS-terminating proxy with ``allow_pl
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 from skinstation.engine.accounts import cli_actor
 from skinstation.engine.database import open_engine_database
 from skinstation.engine.errors import InvalidError
+from skinstation.engine.inference_pool import ENV_PREFIX
 from skinstation.engine.signing import ensure_signing_key
 from skinstation.settings import Settings
 from skinstation.sync.transport import is_loopback
@@ -40,8 +42,14 @@ def serve(
     allow_plain_http: bool = False,
     log_level: str = "info",
     graceful_timeout: float = 10.0,
+    classify_threads: int | None = None,
+    classify_queue: int | None = None,
 ) -> None:
     """Run the API until interrupted.
+
+    ``classify_threads`` and ``classify_queue`` size each worker's inference pool (see
+    :mod:`skinstation.engine.inference_pool`); the workers read them, and the PyTorch threads
+    per worker (default: cores / workers), from ``SKINSTATION_ENGINE_CLASSIFY_*``.
 
     Raises:
         InvalidError: Plain HTTP on a non-loopback address without ``allow_plain_http``, or
@@ -58,6 +66,13 @@ def serve(
     from uvicorn.supervisors import Multiprocess
 
     prepare(settings)
+    # The worker processes read their inference pool's size from the environment they inherit.
+    if classify_threads is not None:
+        os.environ[ENV_PREFIX + "THREADS"] = str(classify_threads)
+    if classify_queue is not None:
+        os.environ[ENV_PREFIX + "QUEUE"] = str(classify_queue)
+    torch_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    os.environ.setdefault(ENV_PREFIX + "TORCH_THREADS", str(torch_threads))
     config = uvicorn.Config(
         "skinstation.engine.api.app:create_app", factory=True, host=host, port=port,
         workers=workers, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,

@@ -7,17 +7,37 @@ number of processes or machines can serve it behind a load balancer. Served by u
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from skinstation import __version__
-from skinstation.engine.api import admin_routes, review_routes, station_routes, web
+from skinstation.engine.api import (
+    admin_routes,
+    provider_routes,
+    review_routes,
+    station_routes,
+    web,
+)
 from skinstation.engine.api.deps import ERROR_HANDLERS, BodyLimitMiddleware, Db
+from skinstation.engine.classify_service import ClassifyService
 from skinstation.engine.database import open_engine_database
 from skinstation.settings import Settings
 from skinstation.sync.protocol import API_PREFIX
 
 MULTIPART_OVERHEAD = 64 * 1024
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Load the deployed model (if any) in the background so the first classify call is fast.
+    threading.Thread(target=app.state.classify.warm_up, name="classify-warm-up",
+                     daemon=True).start()
+    yield
+    app.state.classify.shutdown()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,16 +49,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=(
             "Central engine of SkinStation: station enrollment, capture ingest, expert "
-            "review, retraining jobs and signed model distribution. Stations authenticate "
-            "with their bearer token; people with the token from /auth/login. "
+            "review, retraining jobs, signed model distribution, and classification as a "
+            "service for third-party providers (POST /api/v1/classify). Stations "
+            "authenticate with their bearer token; people with the token from /auth/login; "
+            "providers with their API key (Authorization: Bearer spk_... or X-API-Key). "
             "Triage support, not a diagnosis."
         ),
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.db = db
-    for router in (station_routes.router, review_routes.router, admin_routes.router):
+    app.state.classify = ClassifyService(db)
+    for router in (station_routes.router, review_routes.router, admin_routes.router,
+                   provider_routes.router, provider_routes.admin_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web.router)
     for error_type, handler in ERROR_HANDLERS.items():
@@ -53,8 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     upload_limit = (settings.engine.max_image_bytes + settings.engine.max_metadata_bytes
                     + MULTIPART_OVERHEAD)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        limit_for=lambda path: upload_limit if path == f"{API_PREFIX}/captures" else None,
-    )
+    # A classify call carries one image, as a file part or base64 in JSON (4/3 larger).
+    classify_limit = settings.engine.max_image_bytes * 4 // 3 + MULTIPART_OVERHEAD
+    limits = {f"{API_PREFIX}/captures": upload_limit, f"{API_PREFIX}/classify": classify_limit}
+    app.add_middleware(BodyLimitMiddleware, limit_for=limits.get)
     return app

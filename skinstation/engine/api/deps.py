@@ -69,10 +69,13 @@ AnyPrincipal = Annotated[StationPrincipal | AccountPrincipal, Depends(any_princi
 
 
 async def engine_error_response(_request: Request, error: Exception) -> JSONResponse:
-    """JSON ``{"detail": message}`` with the error's status code."""
+    """JSON ``{"detail": message}`` with the error's status code (and Retry-After if known)."""
     status = getattr(error, "status_code", 500)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"detail": str(error)}, status_code=status, headers=headers or None)
 
 
 async def storage_error_response(_request: Request, error: Exception) -> JSONResponse:

@@ -110,6 +110,7 @@ class QueueItemOut(BaseModel):
     group_probabilities: dict[str, float]
     original_label: str | None
     urgent: bool
+    source: str = Field(default="station", description="'station' or 'provider'")
 
 
 class ReviewRequest(_In):
