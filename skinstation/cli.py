@@ -199,6 +199,14 @@ def cmd_station(args: argparse.Namespace) -> int:
     return station_main(argv)
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Export a model file's network (with its temperature) to ONNX."""
+    from skinstation.inference.onnx_export import export_onnx
+
+    print(f"wrote {export_onnx(args.model, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from skinstation.training.trainer import TrainConfig
@@ -290,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("--home", "--model", "--camera", "--language", "--exit-after"):
         station.add_argument(name, help="as for python -m skinstation")
     station.set_defaults(handler=cmd_station)
+
+    onnx = commands.add_parser("export-onnx", help="export a model's network to ONNX")
+    onnx.add_argument("--model", required=True)
+    onnx.add_argument("--out", required=True)
+    onnx.set_defaults(handler=cmd_export_onnx)
 
     card = commands.add_parser("model-card", help="write a model card from a model file")
     card.add_argument("--model", required=True)
