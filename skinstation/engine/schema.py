@@ -13,26 +13,16 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     CheckConstraint,
     ForeignKey,
     Index,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from skinstation.storage.timeutil import UtcDateTime
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from skinstation.storage.sqlbase import annotation_types, in_values, new_metadata
 
 
 class AccountRole(StrEnum):
@@ -73,22 +63,18 @@ class JobState(StrEnum):
     FAILED = "failed"
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class Base(DeclarativeBase):
     """Declarative base of the engine database."""
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012
+    metadata = new_metadata()
+    type_annotation_map = annotation_types()
 
 
 class Account(Base):
     """A person who uses the engine: an administrator or a dermatologist."""
 
     __tablename__ = "accounts"
-    __table_args__ = (CheckConstraint(_in("role", AccountRole), name="role"),)
+    __table_args__ = (CheckConstraint(in_values("role", AccountRole), name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -240,7 +226,7 @@ class Review(Base):
 
     __tablename__ = "reviews"
     __table_args__ = (
-        CheckConstraint(_in("action", ReviewAction), name="action"),
+        CheckConstraint(in_values("action", ReviewAction), name="action"),
         CheckConstraint("origin IN ('engine', 'station')", name="origin"),
     )
 
@@ -260,7 +246,7 @@ class TrainingJob(Base):
     """A retraining request, run by a separate worker process (state survives restarts)."""
 
     __tablename__ = "training_jobs"
-    __table_args__ = (CheckConstraint(_in("state", JobState), name="state"),)
+    __table_args__ = (CheckConstraint(in_values("state", JobState), name="state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -281,7 +267,7 @@ class ModelVersion(Base):
     """A model file the engine knows: imported, or a retraining candidate with its report."""
 
     __tablename__ = "model_versions"
-    __table_args__ = (CheckConstraint(_in("status", ModelStatus), name="status"),)
+    __table_args__ = (CheckConstraint(in_values("status", ModelStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[str] = mapped_column(String(64), unique=True)

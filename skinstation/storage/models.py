@@ -16,11 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     CheckConstraint,
     ForeignKey,
     Index,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -28,15 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from skinstation.storage.timeutil import UtcDateTime
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from skinstation.storage.sqlbase import annotation_types, in_values, new_metadata
 
 # The decision codes the review queue puts first. Storage sits below inference in the layer
 # contract and may not import it; tests check these equal the inference constants.
@@ -68,22 +58,18 @@ class OutboxState(StrEnum):
     CONFIRMED = "confirmed"
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class Base(DeclarativeBase):
     """Declarative base with the naming convention and the UTC datetime mapping."""
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012
+    metadata = new_metadata()
+    type_annotation_map = annotation_types()
 
 
 class Operator(Base):
     """A person who logs in to the station."""
 
     __tablename__ = "operators"
-    __table_args__ = (CheckConstraint(_in("role", Role), name="role"),)
+    __table_args__ = (CheckConstraint(in_values("role", Role), name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -182,7 +168,7 @@ class Label(Base):
 
     __tablename__ = "labels"
     __table_args__ = (
-        CheckConstraint(_in("kind", LabelKind), name="kind"),
+        CheckConstraint(in_values("kind", LabelKind), name="kind"),
         Index(
             "uq_labels_one_original",
             "capture_id",
@@ -222,7 +208,7 @@ class OutboxEntry(Base):
     """A capture waiting to be synced to the central engine (one row per capture)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (CheckConstraint(_in("state", OutboxState), name="state"),)
+    __table_args__ = (CheckConstraint(in_values("state", OutboxState), name="state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), unique=True)

@@ -1,0 +1,71 @@
+"""Shared SQLAlchemy building blocks of the station and engine databases.
+
+Both databases use the same constraint naming convention (so Alembic migrations name every
+constraint the same way on SQLite and PostgreSQL), the same UTC datetime and JSON mappings,
+and the same Alembic environment; each has its own declarative base and migration scripts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, MetaData, create_engine
+from sqlalchemy.engine import Engine
+
+from skinstation.storage.timeutil import UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    """Metadata with the shared naming convention."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def annotation_types() -> dict[Any, Any]:
+    """``datetime`` → aware UTC column, ``dict[str, Any]`` → JSON."""
+    return {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+def in_values(column: str, values: type[StrEnum]) -> str:
+    """SQL for a CHECK constraint: ``column`` holds one of the enum's values."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+def run_alembic_environment(target_metadata: MetaData, version_table: str | None = None) -> None:
+    """The body of a migrations ``env.py``: offline SQL or online migration in one transaction.
+
+    The engine comes from ``config.attributes["engine"]`` (set by the code that migrates), or
+    from ``-x url=...`` / ``sqlalchemy.url`` on the ``alembic`` command line.
+    """
+    from alembic import context
+
+    config = context.config
+    options: dict[str, Any] = {"target_metadata": target_metadata, "render_as_batch": True}
+    if version_table:
+        options["version_table"] = version_table
+    if context.is_offline_mode():
+        context.configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True,
+                          **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine: Engine | None = config.attributes.get("engine")
+    if engine is None:
+        url = (context.get_x_argument(as_dictionary=True).get("url")
+               or config.get_main_option("sqlalchemy.url"))
+        if not url:
+            raise RuntimeError("no engine in config.attributes and no sqlalchemy.url / -x url=")
+        engine = create_engine(url)
+    with engine.connect() as connection:
+        context.configure(connection=connection, compare_type=True, **options)
+        with context.begin_transaction():
+            context.run_migrations()
