@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval", action="append", default=[],
                        help="extra source evaluated in full (repeatable)")
     train.add_argument("--architecture", default="mobilenet_v2")
-    train.add_argument("--size", type=int, default=160)
+    train.add_argument("--size", type=int, default=defaults.preprocess.size)
     train.add_argument("--square", default="crop", choices=["crop", "pad", "stretch"])
     train.add_argument("--no-hair-removal", action="store_true")
     train.add_argument("--views", type=int, default=defaults.views,

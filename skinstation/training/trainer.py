@@ -42,15 +42,15 @@ class TrainConfig:
     architecture: str = "mobilenet_v2"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    views: int = 8
+    views: int = 4
     head_views: int = 2
-    trunk_blocks: int = 7
+    trunk_blocks: int = 14
     freeze_batchnorm: bool = False
     head_epochs: int = 30
-    finetune_epochs: int = 5
+    finetune_epochs: int = 6
     batch_size: int = 64
     head_lr: float = 3e-3
-    finetune_lr: float = 3e-4
+    finetune_lr: float = 5e-4
     weight_decay: float = 0.02
     class_weighting: str = "balanced"
     label_smoothing: float = 0.0
