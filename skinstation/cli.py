@@ -84,7 +84,7 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     metadata = recalibrate_model(
         Path(args.model), _resolve_source(args.data, settings), Path(args.split),
         Path(args.out), _pairs(args.min_sensitivity), args.target_sensitivity,
-        [_resolve_source(s, settings) for s in args.eval])
+        [_resolve_source(s, settings) for s in args.eval], false_rejection=args.false_rejection)
     print(f"saved {args.out} (version {metadata.model_version})")
     return 0
 
@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("--eval", action="append", default=[])
     recal.add_argument("--target-sensitivity", type=float, default=0.95)
     recal.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE")
+    recal.add_argument("--false-rejection", type=float, default=None,
+                       help="refit the not-assessable threshold at this validation rejection rate")
     recal.set_defaults(handler=cmd_recalibrate)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model on a data source")

@@ -109,3 +109,17 @@ def test_decision_offsets_reach_the_protected_sensitivity():
     assert sensitivities(tuned)[2] >= 0.8
     assert np.nanmean(sensitivities(tuned)) > np.nanmean(sensitivities(plain))
     assert np.array_equal(predicted_classes(probs, np.zeros(3)), probs.argmax(1))
+
+
+def test_unreachable_minimum_never_lowers_the_protected_class():
+    from skinstation.training.calibration import fit_decision_offsets
+
+    # class 1 is indistinguishable from class 0 for half its cases: 100% is out of reach
+    labels = np.array([0] * 60 + [1] * 20 + [2] * 20)
+    probs = np.tile([0.1, 0.1, 0.1], (100, 1))
+    probs[labels == 0] = [0.8, 0.1, 0.1]
+    probs[labels == 2] = [0.1, 0.1, 0.8]
+    probs[60:70] = [0.1, 0.8, 0.1]
+    probs[70:80] = [0.98, 0.01, 0.01]  # log-ratio 4.6: beyond the 3.0 the search may raise to
+    offsets = fit_decision_offsets(probs, labels, {1: 1.0})
+    assert offsets[1] == 3.0

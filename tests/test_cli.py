@@ -107,14 +107,34 @@ def test_recalibrate_refits_operating_points_without_retraining(trained, tmp_pat
     out = tmp_path / "recal.safetensors"
     result = run("recalibrate", "--model", str(folder / "m.safetensors"), "--data",
                  f"manifest:{folder / 'cases.csv'}", "--split", str(folder / "split.csv"),
-                 "--out", str(out), "--min-sensitivity", "mel=1.0")
+                 "--out", str(out), "--min-sensitivity", "mel=1.0", "--false-rejection", "0.25")
     assert result.returncode == 0, result.stderr
     assert "decision offsets (validation):" in result.stderr
     before, before_state = load_model_file(folder / "m.safetensors")
     after, after_state = load_model_file(out)
     assert after.training["recalibrated_from"] == before.model_version
     assert after.training["min_sensitivity"] == {"mel": 1.0}
-    assert len(after.class_bias) == 7 and after.class_bias[4] >= 0.0
+    assert len(after.class_bias) == 7
+    # the offsets give every validation melanoma the melanoma decision (the minimum asked for)
+    from skinstation.inference.classifier import Classifier
+    from skinstation.training.evaluation import run_model
+    from skinstation.training.sources import load_source
+    from skinstation.training.splits import load_split
+
+    records, _ = load_source(f"manifest:{folder / 'cases.csv'}")
+    val = load_split(folder / "split.csv", records).select(records, "val")
+    recalibrated = Classifier.load(out, warm_up=False)
+    outputs = run_model(recalibrated, val, log=lambda message: None)
+    predicted = recalibrated.predicted_classes(outputs.probs)
+    melanomas = [i for i, record in enumerate(val) if record.dx == "mel"]
+    assert melanomas and all(predicted[i] == 4 for i in melanomas)
     for name, tensor in before_state.items():  # the weights are untouched
         assert after_state[name].equal(tensor)
     assert after.metrics["test"]["images"] == before.metrics["test"]["images"]
+    # the not-assessable threshold was refitted at the stricter validation rejection rate
+    assert "assessability threshold" in result.stderr
+    assert after.assessability["false_rejection_target"] == 0.25
+    assert before.assessability["false_rejection_target"] == 0.05
+    assert after.assessability["val_false_rejection"] <= 0.25
+    assert after.assessability["threshold"] <= before.assessability["threshold"]
+    assert after.assessability["method"] == before.assessability["method"] == "mahalanobis"

@@ -106,7 +106,9 @@ def fit_decision_offsets(
     Starting from plain argmax, the offsets of the protected classes are raised until each
     reaches its minimum validation sensitivity (missing a melanoma costs more than a false
     alarm); then coordinate ascent adjusts every offset on ``grid`` while balanced accuracy
-    improves by at least ``min_gain`` and the minimums still hold. Fitted on validation only.
+    improves by at least ``min_gain`` and the minimums still hold (if a minimum cannot be
+    reached, the protected class keeps at least the offset it was raised to). Fitted on
+    validation only.
 
     Args:
         probs: Calibrated validation probabilities (N, K).
@@ -137,11 +139,14 @@ def fit_decision_offsets(
             sens = sensitivities(confusion_matrix(labels, predicted_classes(probs, offsets), k))
             if sens[cls] >= min_sensitivity[cls]:
                 break
+    raised = offsets.copy()
     feasible, best = evaluate(offsets)
     for _ in range(rounds):
         moved = False
         for cls in range(k):
             for value in grid:
+                if not feasible and cls in min_sensitivity and value < raised[cls]:
+                    continue  # never trade a protected class away while its minimum is unmet
                 candidate = offsets.copy()
                 candidate[cls] = value
                 ok, score = evaluate(candidate)

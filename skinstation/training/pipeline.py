@@ -184,12 +184,14 @@ def evaluate_and_seal(output: Path, state: dict[str, Any], metadata: ModelMetada
 def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
                       min_sensitivity: dict[str, float], target_sensitivity: float,
                       eval_sources: Sequence[str] = (), report_dir: Path | None = None,
-                      log: Log = print_log) -> ModelMetadata:
+                      log: Log = print_log,
+                      false_rejection: float | None = None) -> ModelMetadata:
     """Refit a trained model's operating points on validation, without retraining.
 
     Temperature, referral threshold and decision offsets are refitted on the validation split;
-    the weights and the assessability statistics are kept. The model is then re-evaluated on
-    the locked test split (and ``eval_sources``) and saved to ``output`` as a new version.
+    the weights and the assessability statistics are kept (its threshold is refitted on
+    validation when ``false_rejection`` is given). The model is then re-evaluated on the locked
+    test split (and ``eval_sources``) and saved to ``output`` as a new version.
     """
     taxonomy = load_taxonomy()
     metadata, state = load_model_file(model)
@@ -199,7 +201,19 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
     val, test = split.select(records, "val"), split.select(records, "test")
     plain = dataclasses.replace(metadata, temperature=1.0, class_bias=[])
     save_model_file(output, state, plain)
-    val_outputs = run_model(Classifier.load(output, warm_up=False), val, log=log)
+    plain_classifier = Classifier.load(output, warm_up=False)
+    val_outputs = run_model(plain_classifier, val, log=log)
+    assessability = dict(metadata.assessability)
+    if false_rejection is not None:
+        assess = plain_classifier.assessability
+        if assess.method == "none":
+            raise ValueError(f"{model} has no assessability statistics to refit a threshold on")
+        scores = np.array(assess.scores(val_outputs.pooled, val_outputs.logits), np.float64)
+        threshold = fit_rejection_threshold(scores, false_rejection)
+        assessability.update(threshold=threshold, false_rejection_target=false_rejection,
+                             val_false_rejection=float((scores > threshold).mean()))
+        log(f"assessability threshold {threshold:.2f} at validation false rejection "
+            f"{assessability['val_false_rejection']:.3f}")
     temperature = fit_temperature(val_outputs.logits, _labels(val, taxonomy))
     p_cancer = (softmax(val_outputs.logits, temperature) @ taxonomy.group_matrix())[
         :, taxonomy.groups.index(SKIN_CANCER)]
@@ -212,7 +226,8 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
     sealed = dataclasses.replace(
         metadata, model_version=f"{output.stem}-{created:%Y%m%dT%H%M%S}",
         created_at=created.isoformat(timespec="seconds"), temperature=temperature,
-        referral=referral, class_bias=[float(o) for o in offsets], training=training)
+        referral=referral, class_bias=[float(o) for o in offsets], training=training,
+        assessability=assessability)
     return evaluate_and_seal(output, state, sealed, test, eval_sources,
                              report_dir or Path(f"{output}.reports"), log)
 
