@@ -84,7 +84,8 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     metadata = recalibrate_model(
         Path(args.model), _resolve_source(args.data, settings), Path(args.split),
         Path(args.out), _pairs(args.min_sensitivity), args.target_sensitivity,
-        [_resolve_source(s, settings) for s in args.eval], false_rejection=args.false_rejection)
+        [_resolve_source(s, settings) for s in args.eval], false_rejection=args.false_rejection,
+        assessability_method=args.assessability_method or None)
     print(f"saved {args.out} (version {metadata.model_version})")
     return 0
 
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE",
                        help="cost-sensitive decision: minimum validation sensitivity of a "
                             "class, e.g. mel=0.8 (repeatable)")
-    train.add_argument("--false-rejection", type=float, default=0.05)
+    train.add_argument("--false-rejection", type=float, default=0.03)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--version", default="")
@@ -266,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE")
     recal.add_argument("--false-rejection", type=float, default=None,
                        help="refit the not-assessable threshold at this validation rejection rate")
+    recal.add_argument("--assessability-method", default="",
+                       choices=["", "subspace", "mahalanobis"],
+                       help="switch the not-assessable score (refits its threshold)")
     recal.set_defaults(handler=cmd_recalibrate)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model on a data source")

@@ -38,7 +38,7 @@ def test_metadata_travels_with_the_weights(tiny_model):
     assert metadata.preprocess["size"] == 224 and metadata.preprocess["hair_removal"] is True
     assert metadata.temperature > 0
     assert 0 <= metadata.referral["threshold"] <= 1
-    assert metadata.assessability["method"] == "mahalanobis"
+    assert metadata.assessability["method"] == "subspace"
     assert metadata.data_fingerprint and metadata.created_at.endswith("+00:00")
     assert "test" in metadata.metrics
     assert len(metadata.content_sha256) == 64

@@ -124,3 +124,27 @@ def test_not_assessable_in_station_storage(settings, rejecting_model, ham_dir):
     assert stored["decision"] == "not_assessable"
     assert stored["class_probabilities"] == {} and stored["referral"] is None
     assert station.history(nurse)[0].decision == "not_assessable"
+
+
+def test_subspace_score_measures_feature_energy_outside_the_training_subspace():
+    from skinstation.inference.assessability import AssessabilityModel
+
+    rng = np.random.default_rng(0)
+    # training features live in the first 3 of 8 dimensions
+    train = np.zeros((300, 8))
+    train[:, :3] = rng.normal(5.0, 1.0, (300, 3))
+    labels = rng.integers(0, 2, 300)
+    model = AssessabilityModel.fit_mahalanobis(train, labels, 2, components=3, method="subspace")
+    inside = np.array([[5.0, 6.0, 4.0, 0, 0, 0, 0, 0]])
+    outside = np.array([[5.0, 5.0, 5.0, 0, 0, 0, 0, 4.0]])
+    score_in, score_out = model.scores(inside, np.zeros((1, 2)))[0], model.scores(
+        outside, np.zeros((1, 2)))[0]
+    assert score_in == pytest.approx(0.0, abs=1e-9)
+    # the residual is the off-subspace part (0, ..., 4) relative to the feature norm
+    assert score_out == pytest.approx(4.0 / np.linalg.norm(outside), abs=1e-3)
+    state = model.state()
+    again = AssessabilityModel.from_state(state, model.metadata())
+    assert again.method == "subspace" and again.scores(outside, np.zeros((1, 2)))[0] == (
+        pytest.approx(score_out, abs=1e-5))
+    with pytest.raises(ValueError, match="unknown assessability method"):
+        AssessabilityModel.fit_mahalanobis(train, labels, 2, method="pca")

@@ -3,6 +3,11 @@
 Method ``mahalanobis`` (Lee et al., 2018): the pooled network features are projected onto
 their first ``k`` principal components (fitted on training images), and the score is the
 smallest Mahalanobis distance to a class mean under the shared within-class covariance.
+Method ``subspace`` (the residual of ViM, Wang et al., 2022, made scale-free): the part of the
+centred features that lies outside the training features' principal subspace, relative to the
+feature norm. Photos that are not skin close-ups put much of their feature energy in
+directions the training images never used, even when they sit near a class mean inside the
+subspace (where Mahalanobis alone accepts them); this is the default.
 Method ``energy`` (Liu et al., 2020): ``-T·logsumexp(logits / T)``. Higher scores mean less
 like the training data. The threshold is fitted on in-distribution validation images at a
 stated false-rejection rate; above it the image is reported as "not assessable".
@@ -22,6 +27,7 @@ import torch
 STATE_PREFIX = "assess."
 MIN_CONTRAST = 6.0
 MIN_COLOURFULNESS = 4.0
+STATISTICAL_METHODS = ("mahalanobis", "subspace")
 
 
 def image_problem(image: np.ndarray) -> str | None:
@@ -50,7 +56,7 @@ class AssessabilityModel:
     """Scores images for out-of-distribution-ness and applies the rejection threshold.
 
     Attributes:
-        method: ``mahalanobis``, ``energy`` or ``none`` (accept everything).
+        method: ``subspace``, ``mahalanobis``, ``energy`` or ``none`` (accept everything).
         threshold: Scores above it are rejected (None = never reject).
         temperature: Temperature for the energy score.
         mean: Feature mean (d,) for the PCA projection.
@@ -70,9 +76,13 @@ class AssessabilityModel:
     @classmethod
     def fit_mahalanobis(
         cls, features: np.ndarray, labels: np.ndarray, num_classes: int, components: int = 64,
-        shrinkage: float = 0.05,
+        shrinkage: float = 0.05, method: str = "mahalanobis",
     ) -> AssessabilityModel:
-        """Fit PCA, class means and the shrunk shared covariance on training features."""
+        """Fit PCA, class means and the shrunk shared covariance on training features.
+
+        ``method`` picks the score the fitted statistics serve: ``mahalanobis`` or
+        ``subspace`` (both use the same PCA).
+        """
         features = np.asarray(features, np.float64)
         mean = features.mean(0)
         centred = features - mean
@@ -88,7 +98,9 @@ class AssessabilityModel:
         covariance = residual.T @ residual / max(len(residual) - 1, 1)
         identity = np.eye(components) * np.trace(covariance) / components
         covariance = (1 - shrinkage) * covariance + shrinkage * identity
-        return cls("mahalanobis", None, 1.0, mean, projection, class_means,
+        if method not in STATISTICAL_METHODS:
+            raise ValueError(f"unknown assessability method {method!r}")
+        return cls(method, None, 1.0, mean, projection, class_means,
                    np.linalg.inv(covariance))
 
     def scores(self, pooled: np.ndarray, logits: np.ndarray) -> list[float | None]:
@@ -107,6 +119,13 @@ class AssessabilityModel:
             diff = z[:, None, :] - self.class_means[None, :, :]
             distances = np.einsum("nck,kl,ncl->nc", diff, self.precision, diff)
             return [float(v) for v in distances.min(1)]
+        if self.method == "subspace":
+            assert self.mean is not None and self.projection is not None
+            features = np.asarray(pooled, np.float64)
+            centred = features - self.mean
+            residual = centred - (centred @ self.projection) @ self.projection.T
+            norms = np.maximum(np.linalg.norm(features, axis=1), 1e-12)
+            return [float(v) for v in np.linalg.norm(residual, axis=1) / norms]
         raise ValueError(f"unknown assessability method {self.method!r}")
 
     def accepts(self, score: float | None) -> bool:
@@ -120,7 +139,7 @@ class AssessabilityModel:
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to store in the model file."""
-        if self.method != "mahalanobis":
+        if self.method not in STATISTICAL_METHODS:
             return {}
         arrays = {"mean": self.mean, "projection": self.projection,
                   "class_means": self.class_means, "precision": self.precision}
@@ -135,7 +154,7 @@ class AssessabilityModel:
         threshold = metadata.get("threshold")
         model = cls(method, None if threshold is None else float(threshold),
                     float(metadata.get("temperature", 1.0)))
-        if method == "mahalanobis":
+        if method in STATISTICAL_METHODS:
             try:
                 arrays = {k: state[STATE_PREFIX + k].double().numpy()
                           for k in ("mean", "projection", "class_means", "precision")}

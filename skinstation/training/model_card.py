@@ -59,6 +59,28 @@ def _evaluation_section(name: str, m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The project's minimums on the locked HAM10000 test split: (label, getter, comparison, bound).
+FLOORS: tuple[tuple[str, Any, str, float], ...] = (
+    ("balanced accuracy", lambda m: m["balanced_accuracy"], ">=", 0.75),
+    ("melanoma sensitivity", lambda m: m["per_class"]["mel"]["sensitivity"], ">=", 0.75),
+    ("ECE after temperature scaling", lambda m: m["ece"], "<=", 0.05),
+    ("skin-cancer sensitivity at the referral threshold",
+     lambda m: m["referral"]["sensitivity"], ">=", 0.90),
+    ("test images rejected as not assessable",
+     lambda m: m["decision_rule"]["not_assessable"], "<=", 0.05),
+)
+
+
+def floors_section(test: dict[str, Any]) -> str:
+    """A table of the test-split figures against the project's minimums, met or not."""
+    rows = ["| minimum | required | measured | met |", "|---|---|---|---|"]
+    for label, get, op, bound in FLOORS:
+        value = float(get(test))
+        met = value >= bound if op == ">=" else value <= bound
+        rows.append(f"| {label} | {op} {bound:.2f} | {value:.3f} | {'yes' if met else '**no**'} |")
+    return "\n".join(rows)
+
+
 def render_model_card(metadata: ModelMetadata, size_bytes: int, rerun: str) -> str:
     """The model card for ``metadata`` (figures straight from the file)."""
     training = metadata.training
@@ -102,6 +124,9 @@ All figures are measured by `skinstation evaluate` / the training pipeline and c
 model file's metadata; 95% CIs are bootstrap intervals resampling lesions/patients.
 
 {evaluations}
+
+### Against the project's minimums (locked HAM10000 test split)
+{floors_section(metadata.metrics["test"]) if "test" in metadata.metrics else "not evaluated"}
 
 ## Intended use and limits
 - Intended: decision support for triage of single skin lesions imaged with a dermatoscope at

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from skinstation.inference.assessability import AssessabilityModel
+from skinstation.inference.assessability import STATISTICAL_METHODS, AssessabilityModel
 from skinstation.inference.classifier import Classifier, softmax
 from skinstation.inference.model_file import ModelMetadata, load_model_file, save_model_file
 from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy, load_taxonomy
@@ -38,6 +38,8 @@ from skinstation.training.report import write_report
 from skinstation.training.sources import Record, fingerprint, load_source
 from skinstation.training.splits import load_or_make_split, load_split
 from skinstation.training.trainer import TrainConfig, train_classifier
+
+ASSESSABILITY_METHOD = "subspace"
 
 
 @dataclass
@@ -69,7 +71,7 @@ class BuildRequest:
     extra_records: Sequence[Record] = ()
     eval_sources: Sequence[str] = ()
     target_sensitivity: float = 0.95
-    false_rejection: float = 0.05
+    false_rejection: float = 0.03
     min_sensitivity: dict[str, float] = field(default_factory=dict)
     report_dir: Path | None = None
     version: str = ""
@@ -91,7 +93,8 @@ def fit_operating_points(
     p_cancer = (probs @ taxonomy.group_matrix())[:, taxonomy.groups.index(SKIN_CANCER)]
     cancer = np.array([r.group(taxonomy) == SKIN_CANCER for r in outputs.records])
     referral = fit_referral_threshold(p_cancer, cancer, target_sensitivity)
-    assess = AssessabilityModel.fit_mahalanobis(train_pooled, train_labels, len(taxonomy.classes))
+    assess = AssessabilityModel.fit_mahalanobis(train_pooled, train_labels, len(taxonomy.classes),
+                                                method=ASSESSABILITY_METHOD)
     scores = np.array(assess.scores(outputs.pooled, outputs.logits), np.float64)
     assess.threshold = fit_rejection_threshold(scores, false_rejection)
     assess_meta = assess.metadata(
@@ -185,13 +188,16 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
                       min_sensitivity: dict[str, float], target_sensitivity: float,
                       eval_sources: Sequence[str] = (), report_dir: Path | None = None,
                       log: Log = print_log,
-                      false_rejection: float | None = None) -> ModelMetadata:
+                      false_rejection: float | None = None,
+                      assessability_method: str | None = None) -> ModelMetadata:
     """Refit a trained model's operating points on validation, without retraining.
 
     Temperature, referral threshold and decision offsets are refitted on the validation split;
     the weights and the assessability statistics are kept (its threshold is refitted on
-    validation when ``false_rejection`` is given). The model is then re-evaluated on the locked
-    test split (and ``eval_sources``) and saved to ``output`` as a new version.
+    validation when ``false_rejection`` is given, and its score switched to another method that
+    uses the same stored statistics when ``assessability_method`` is). The model is then
+    re-evaluated on the locked test split (and ``eval_sources``) and saved to ``output`` as a
+    new version.
     """
     taxonomy = load_taxonomy()
     metadata, state = load_model_file(model)
@@ -204,10 +210,16 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
     plain_classifier = Classifier.load(output, warm_up=False)
     val_outputs = run_model(plain_classifier, val, log=log)
     assessability = dict(metadata.assessability)
+    if assessability_method is not None and false_rejection is None:
+        false_rejection = float(assessability.get("false_rejection_target", 0.03))
     if false_rejection is not None:
         assess = plain_classifier.assessability
-        if assess.method == "none":
+        if assess.method not in STATISTICAL_METHODS:
             raise ValueError(f"{model} has no assessability statistics to refit a threshold on")
+        if assessability_method is not None:
+            if assessability_method not in STATISTICAL_METHODS:
+                raise ValueError(f"unknown assessability method {assessability_method!r}")
+            assess.method = assessability["method"] = assessability_method
         scores = np.array(assess.scores(val_outputs.pooled, val_outputs.logits), np.float64)
         threshold = fit_rejection_threshold(scores, false_rejection)
         assessability.update(threshold=threshold, false_rejection_target=false_rejection,

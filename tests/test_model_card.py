@@ -1,0 +1,29 @@
+"""The model card: rendered from the model file's own figures, minimums marked met or not."""
+
+from skinstation.inference.model_file import read_metadata
+from skinstation.training.model_card import floors_section, render_model_card
+
+
+def _test_metrics(bal: float, mel: float, ece: float, referral: float, rejected: float) -> dict:
+    return {"balanced_accuracy": bal, "per_class": {"mel": {"sensitivity": mel}}, "ece": ece,
+            "referral": {"sensitivity": referral}, "decision_rule": {"not_assessable": rejected}}
+
+
+def test_floors_table_marks_each_minimum_exactly():
+    table = floors_section(_test_metrics(0.75, 0.7499, 0.05, 0.93, 0.0511)).splitlines()
+    assert table[2] == "| balanced accuracy | >= 0.75 | 0.750 | yes |"
+    assert table[3] == "| melanoma sensitivity | >= 0.75 | 0.750 | **no** |"
+    assert table[4] == "| ECE after temperature scaling | <= 0.05 | 0.050 | yes |"
+    assert table[5] == ("| skin-cancer sensitivity at the referral threshold | >= 0.90 | 0.930 "
+                        "| yes |")
+    assert table[6] == "| test images rejected as not assessable | <= 0.05 | 0.051 | **no** |"
+
+
+def test_card_carries_the_files_identity_and_figures(tiny_model):
+    metadata = read_metadata(tiny_model)
+    card = render_model_card(metadata, tiny_model.stat().st_size, "skinstation train ...")
+    assert card.startswith(f"# Model card: {metadata.model_version}")
+    assert metadata.content_sha256 in card and "non-commercial" in card
+    assert "Not a diagnosis" in card and "skinstation train ..." in card
+    bal = metadata.metrics["test"]["balanced_accuracy"]
+    assert f"| balanced accuracy | >= 0.75 | {bal:.3f} |" in card
