@@ -162,7 +162,8 @@ def cmd_model_card(args: argparse.Namespace) -> int:
 
     metadata, _ = load_model_file(args.model)
     rerun = args.rerun or (f"skinstation train --out {args.model}")
-    card = render_model_card(metadata, Path(args.model).stat().st_size, rerun)
+    notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
+    card = render_model_card(metadata, Path(args.model).stat().st_size, rerun, notes)
     Path(args.out).write_text(card, encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--model", required=True)
     card.add_argument("--out", required=True)
     card.add_argument("--rerun", default="", help="command line that rebuilds the model")
+    card.add_argument("--notes", default="", help="Markdown file appended as the card's notes")
     card.set_defaults(handler=cmd_model_card)
 
     from skinstation.engine.cli import register_engine_commands

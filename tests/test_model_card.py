@@ -21,9 +21,11 @@ def test_floors_table_marks_each_minimum_exactly():
 
 def test_card_carries_the_files_identity_and_figures(tiny_model):
     metadata = read_metadata(tiny_model)
-    card = render_model_card(metadata, tiny_model.stat().st_size, "skinstation train ...")
+    card = render_model_card(metadata, tiny_model.stat().st_size, "skinstation train ...",
+                             notes="How the threshold was chosen.")
     assert card.startswith(f"# Model card: {metadata.model_version}")
     assert metadata.content_sha256 in card and "non-commercial" in card
     assert "Not a diagnosis" in card and "skinstation train ..." in card
     bal = metadata.metrics["test"]["balanced_accuracy"]
     assert f"| balanced accuracy | >= 0.75 | {bal:.3f} |" in card
+    assert card.endswith("## Notes\nHow the threshold was chosen.\n")

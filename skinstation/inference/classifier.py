@@ -205,8 +205,8 @@ class Classifier:
     def _prediction(self, probs: np.ndarray, groups: np.ndarray, score: float | None,
                     problem: str | None, seconds: float) -> Prediction:
         if problem is None and not self.assessability.accepts(score):
-            problem = (f"unlike the skin images the model was trained on (score {score:.1f} "
-                       f"above {self.assessability.threshold:.1f})")
+            problem = (f"unlike the skin images the model was trained on (score {score:.3g} "
+                       f"above {self.assessability.threshold:.3g})")
         group_probs = {g: float(groups[i]) for i, g in enumerate(self.taxonomy.groups)}
         if problem is not None:
             return Prediction({}, {}, NOT_ASSESSABLE, False, self.referral_threshold, False,

@@ -81,12 +81,14 @@ def floors_section(test: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def render_model_card(metadata: ModelMetadata, size_bytes: int, rerun: str) -> str:
-    """The model card for ``metadata`` (figures straight from the file)."""
+def render_model_card(metadata: ModelMetadata, size_bytes: int, rerun: str,
+                      notes: str = "") -> str:
+    """The model card for ``metadata`` (figures straight from the file, ``notes`` appended)."""
     training = metadata.training
     referral, assess = metadata.referral, metadata.assessability
     evaluations = "\n\n".join(_evaluation_section(name, m)
-                              for name, m in metadata.metrics.items())
+                              for name, m in sorted(metadata.metrics.items(),
+                                                    key=lambda item: item[0] != "test"))
     return f"""# Model card: {metadata.model_version}
 
 **Not a diagnosis.** This model supports triage by clinic staff; every result must be read by a
@@ -143,4 +145,4 @@ model file's metadata; 95% CIs are bootstrap intervals resampling lesions/patien
 ```
 Training time on 2 CPU cores: {', '.join(f'{k} {v / 60:.1f} min'
                                        for k, v in training.get('seconds', {}).items())}.
-"""
+""" + (f"\n## Notes\n{notes.strip()}\n" if notes.strip() else "")
