@@ -7,7 +7,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QLabel, QPushButton, QSizePolicy, QWidget
 
-MESSAGE_ICONS = {"info": "ⓘ", "success": "✔", "warning": "⚠", "error": "✖"}
+MESSAGE_ICONS = {"info": "ℹ", "success": "✔", "warning": "⚠", "error": "✖"}
 
 
 def name_control(widget: QWidget, text: str, description: str = "") -> None:
