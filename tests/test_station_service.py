@@ -13,7 +13,7 @@ from skinstation.auth import PermissionDeniedError, Role
 from skinstation.camera import SimulatedDermatoscope, SyntheticFrameSource
 from skinstation.services.station import StationService, SyntheticFrameError
 from skinstation.settings import Settings
-from skinstation.storage import ReviewState
+from skinstation.storage import AuditAction, ReviewState
 
 PASSWORD = "correct horse battery"
 
@@ -149,3 +149,12 @@ def test_ui_helpers_find_thumbnails_explain_names_and_settings(station, ham_dir)
         == "simulator"  # earlier changes are kept in the file
     with pytest.raises(ValueError, match="unknown setting"):
         station.change_settings(admin, {"no_such_setting": 1})
+    changed = station.store.audit_log(actor_id=admin.operator_id,
+                                      action=AuditAction.SETTINGS_CHANGED)
+    assert [e.detail["changes"] for e in changed] == [
+        {"language": "ko", "idle_lock_minutes": 2.5, "camera": {"source": "simulator"},
+         "quality": {"min_focus": 3.5}},
+        {"language": "en"},
+    ]
+    assert {e.actor_id for e in changed} == {admin.operator_id}
+    assert {e.entity_type for e in changed} == {"settings"}

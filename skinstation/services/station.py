@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ from skinstation.services.models import ModelInfo, ModelManager
 from skinstation.services.settings_file import update_settings_file
 from skinstation.settings import Settings
 from skinstation.storage import (
+    AuditAction,
     Capture,
     CaptureSummary,
     Database,
@@ -179,6 +181,11 @@ class StationService:
                              {k: dict(v) if isinstance(v, Mapping) else v
                               for k, v in changes.items()})
         self.settings = updated
+        self.store.audit(admin.operator_id, AuditAction.SETTINGS_CHANGED,
+                         entity_type="settings", entity_id=self.settings.station_id,
+                         detail={"changes": json.loads(json.dumps(
+                             {k: dict(v) if isinstance(v, Mapping) else v
+                              for k, v in changes.items()}, default=str))})
         return updated
 
     # -- patients and visits ----------------------------------------------------------------

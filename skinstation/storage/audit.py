@@ -47,6 +47,7 @@ class AuditAction(StrEnum):
     HISTORY_VIEWED = "history.viewed"
     REVIEW_QUEUE_VIEWED = "review_queue.viewed"
     AUDIT_LOG_VIEWED = "audit_log.viewed"
+    SETTINGS_CHANGED = "settings.changed"
 
 
 APPEND_ONLY_MODELS: tuple[type, ...] = (AuditEvent, Label)
