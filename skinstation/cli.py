@@ -44,6 +44,14 @@ def _pairs(items: list[str]) -> dict[str, float]:
     return result
 
 
+def _rate(text: str) -> float:
+    """An argparse type: a fraction in [0, 1)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, calibrate, evaluate and save a model file."""
     from skinstation.inference.preprocessing import PreprocessConfig
@@ -248,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE",
                        help="cost-sensitive decision: minimum validation sensitivity of a "
                             "class, e.g. mel=0.8 (repeatable)")
-    train.add_argument("--false-rejection", type=float, default=0.03)
+    train.add_argument("--false-rejection", type=_rate, default=0.03)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--version", default="")
@@ -266,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("--eval", action="append", default=[])
     recal.add_argument("--target-sensitivity", type=float, default=0.95)
     recal.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE")
-    recal.add_argument("--false-rejection", type=float, default=None,
+    recal.add_argument("--false-rejection", type=_rate, default=None,
                        help="refit the not-assessable threshold at this validation rejection rate")
     recal.add_argument("--assessability-method", default="",
                        choices=["", "subspace", "mahalanobis"],

@@ -138,3 +138,7 @@ def test_recalibrate_refits_operating_points_without_retraining(trained, tmp_pat
     assert after.assessability["val_false_rejection"] <= 0.25
     assert after.assessability["threshold"] <= before.assessability["threshold"]
     assert after.assessability["method"] == before.assessability["method"] == "subspace"
+    refused = run("recalibrate", "--model", str(folder / "m.safetensors"), "--out",
+                  str(tmp_path / "never.safetensors"), "--false-rejection", "1.5")
+    assert refused.returncode == 2 and "must be a fraction in [0, 1), got 1.5" in refused.stderr
+    assert not (tmp_path / "never.safetensors").exists()

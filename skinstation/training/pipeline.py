@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,10 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
     re-evaluated on the locked test split (and ``eval_sources``) and saved to ``output`` as a
     new version.
     """
+    if false_rejection is not None and not 0 <= false_rejection < 1:
+        raise ValueError(f"false rejection rate must be in [0, 1), got {false_rejection}")
+    if assessability_method is not None and assessability_method not in STATISTICAL_METHODS:
+        raise ValueError(f"unknown assessability method {assessability_method!r}")
     taxonomy = load_taxonomy()
     metadata, state = load_model_file(model)
     records, report = load_source(source)
@@ -206,8 +211,10 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
     split = load_split(split_path, records)
     val, test = split.select(records, "val"), split.select(records, "test")
     plain = dataclasses.replace(metadata, temperature=1.0, class_bias=[])
-    save_model_file(output, state, plain)
-    plain_classifier = Classifier.load(output, warm_up=False)
+    with tempfile.TemporaryDirectory(prefix="recalibrate-") as scratch:
+        # the uncalibrated copy lives outside ``output``, which may be the deployed model
+        save_model_file(Path(scratch) / "plain.safetensors", state, plain)
+        plain_classifier = Classifier.load(Path(scratch) / "plain.safetensors", warm_up=False)
     val_outputs = run_model(plain_classifier, val, log=log)
     assessability = dict(metadata.assessability)
     if assessability_method is not None and false_rejection is None:
@@ -217,8 +224,6 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
         if assess.method not in STATISTICAL_METHODS:
             raise ValueError(f"{model} has no assessability statistics to refit a threshold on")
         if assessability_method is not None:
-            if assessability_method not in STATISTICAL_METHODS:
-                raise ValueError(f"unknown assessability method {assessability_method!r}")
             assess.method = assessability["method"] = assessability_method
         scores = np.array(assess.scores(val_outputs.pooled, val_outputs.logits), np.float64)
         threshold = fit_rejection_threshold(scores, false_rejection)
