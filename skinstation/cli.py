@@ -67,7 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads, class_weighting=args.class_weighting,
         trunk_blocks=args.trunk_blocks, finetune_lr=args.lr,
         label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
-        freeze_batchnorm=args.freeze_batchnorm,
+        freeze_batchnorm=args.freeze_batchnorm, feature_flips=args.feature_flips,
+        average_last=args.average_last,
     )
     request = BuildRequest(
         source=_resolve_source(args.data, settings), split_path=Path(args.split),
@@ -250,8 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--freeze-batchnorm", action="store_true",
                        help="keep ImageNet BatchNorm statistics while fine-tuning")
     train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--class-weighting", default="balanced",
-                       choices=["balanced", "sqrt", "none"])
+    train.add_argument("--class-weighting", default=defaults.class_weighting,
+                       choices=["balanced", "sqrt", "none", "logit_adjusted"],
+                       help="imbalance handling: loss weights, or logit-adjusted loss")
+    train.add_argument("--feature-flips", action="store_true",
+                       default=defaults.feature_flips,
+                       help="random rot90/mirror of cached trunk feature maps while fine-tuning")
+    train.add_argument("--average-last", type=int, default=defaults.average_last,
+                       help="average the last N fine-tuning epochs' weights (kept if "
+                            "validation prefers it)")
     train.add_argument("--target-sensitivity", type=float, default=0.95)
     train.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE",
                        help="cost-sensitive decision: minimum validation sensitivity of a "

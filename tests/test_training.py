@@ -69,3 +69,58 @@ def test_interrupted_finetune_resumes_from_checkpoint(tiny_manifest, tmp_path):
     train_classifier(records[:35], records[35:], classes, config, cache, log=lines.append)
     assert any("resuming after epoch 2" in line for line in lines)
     assert not any(line.startswith("[features") for line in lines)  # features came from cache
+
+
+def test_logit_adjusted_loss_adds_the_log_prior():
+    from skinstation.training.trainer import LogitAdjustedLoss, training_loss
+
+    labels = np.array([0] * 75 + [1] * 20 + [2] * 5)
+    loss = training_loss(labels, 3, "logit_adjusted")
+    assert isinstance(loss, LogitAdjustedLoss)
+    # zero logits + log prior = the prior itself: the loss is -log(prior of the target)
+    value = loss(torch.zeros(3, 3), torch.tensor([0, 1, 2]))
+    assert float(value) == pytest.approx(-np.mean(np.log([0.75, 0.20, 0.05])), rel=1e-6)
+    # a rare class needs a larger logit margin than a common one for the same loss
+    rare = loss(torch.tensor([[0.0, 0.0, 2.0]]), torch.tensor([2]))
+    common = loss(torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0]))
+    assert float(rare) > float(common)
+    assert torch.equal(class_weights(labels, 3, "logit_adjusted"), torch.ones(3))
+    weighted = training_loss(labels, 3, "balanced")
+    assert isinstance(weighted, torch.nn.CrossEntropyLoss)
+    assert float(weighted.weight[2] / weighted.weight[0]) == pytest.approx(15.0)
+
+
+def test_feature_flips_are_the_eight_symmetries_of_the_square():
+    from skinstation.training.trainer import flip_features
+
+    maps = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        out = flip_features(maps, generator)
+        assert out.shape == maps.shape
+        # every map is a rearrangement of its own values, the same one for the whole batch
+        assert torch.equal(out.flatten(2).sort().values, maps.flatten(2).sort().values)
+        seen.add(tuple(out[0, 0].flatten().tolist()))
+    expected = {tuple(torch.flip(torch.rot90(maps[0, 0], k), dims=d).flatten().tolist())
+                for k in range(4) for d in [(), (1,)]}
+    assert seen == expected and len(seen) == 8
+
+
+def test_weight_averaging_is_kept_only_when_validation_prefers_it(tiny_manifest, tmp_path):
+    from skinstation.training.metrics import balanced_accuracy
+
+    records, _ = load_manifest(tiny_manifest)
+    classes = load_taxonomy().classes
+    config = TrainConfig(views=2, head_epochs=5, finetune_epochs=3, batch_size=16,
+                         average_last=2, feature_flips=True, class_weighting="logit_adjusted")
+    lines = []
+    result = train_classifier(records[:35], records[35:], classes, config, tmp_path / "c",
+                              log=lines.append)
+    averaged = [h for h in result.history if h["phase"] == 2.0]
+    assert len(averaged) == 1
+    assert any("average of the last 2 epochs" in line for line in lines)
+    scores = [h["val_balanced_accuracy"] for h in result.history if "val_balanced_accuracy" in h]
+    y_val = np.array([classes.index(r.dx) for r in records[35:]])
+    kept = balanced_accuracy(y_val, result.val_logits.argmax(1), len(classes))
+    assert kept == pytest.approx(max(scores))

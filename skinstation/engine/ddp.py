@@ -118,16 +118,16 @@ def _average_gradients(parameters: list[Any], world: int) -> None:
             parameter.grad /= world
 
 
-def _epochs(model: Any, inputs: Any, labels: Any, weights: Any, config: Any, *, epochs: int,
+def _epochs(model: Any, inputs: Any, labels: Any, loss_fn: Any, config: Any, *, epochs: int,
             lr: float, batch: int, generator: Any, log: Any, phase: str,
             start_epoch: Any, end_epoch: Any, world: int = 1,
-            manual_sync: bool = False) -> list[dict[str, float]]:
+            manual_sync: bool = False, flips: bool = False) -> list[dict[str, float]]:
     import torch
-    from torch import nn
+
+    from skinstation.training.trainer import flip_features
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     steps = _equal_steps(len(labels), batch)
     history = []
     for epoch in range(epochs):
@@ -136,7 +136,10 @@ def _epochs(model: Any, inputs: Any, labels: Any, weights: Any, config: Any, *, 
         total = 0.0
         for step in range(steps):
             index = order[step * batch : (step + 1) * batch]
-            loss = loss_fn(model(torch.as_tensor(inputs[index.numpy()]).float()), labels[index])
+            inputs_batch = torch.as_tensor(inputs[index.numpy()]).float()
+            if flips:
+                inputs_batch = flip_features(inputs_batch, generator)
+            loss = loss_fn(model(inputs_batch), labels[index])
             optimiser.zero_grad()
             loss.backward()  # inside DDP the gradients are all-reduced here
             if manual_sync:
@@ -163,7 +166,7 @@ def ddp_build(spec: dict[str, Any]) -> None:
     from skinstation.training.metrics import balanced_accuracy
     from skinstation.training.sources import fingerprint, load_source
     from skinstation.training.splits import load_split
-    from skinstation.training.trainer import class_weights
+    from skinstation.training.trainer import accumulate_weights, average_if_better, training_loss
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -182,8 +185,8 @@ def ddp_build(spec: dict[str, Any]) -> None:
     shard = train[rank::world]
     index = {c: i for i, c in enumerate(taxonomy.classes)}
     y_shard = torch.tensor([index[r.dx] for r in shard])
-    weights = class_weights(np.array([index[r.dx] for r in train]), len(index),
-                            config.class_weighting)
+    loss_fn = training_loss(np.array([index[r.dx] for r in train]), len(index),
+                            config.class_weighting, config.label_smoothing)
     cache = Path(spec["cache_dir"]) if spec["cache_dir"] else None
     log(f"{len(shard)} of {len(train)} training images ({len(extras)} reviewed cases overall)")
 
@@ -213,6 +216,8 @@ def ddp_build(spec: dict[str, Any]) -> None:
             f"ddp-val-{config.architecture}-{blocks}-{[str(r.image_path) for r in val]}", 1,
             None, config.seed, log)
     best: dict[str, Any] = {"score": -1.0, "state": None, "after": ""}
+    average: dict[str, Any] = {"count": 0, "sum": {}}
+    first_averaged = config.finetune_epochs - config.average_last + 1
 
     def select(after: str) -> None:
         if rank != 0:
@@ -225,6 +230,8 @@ def ddp_build(spec: dict[str, Any]) -> None:
         if score > best["score"]:
             best.update(score=score, after=after,
                         state={k: v.detach().clone() for k, v in tail.state_dict().items()})
+        if after.startswith("fine-tune epoch ") and int(after.split()[-1]) >= first_averaged:
+            accumulate_weights(average, tail)
 
     def fine_tune_mode() -> None:
         tail.train()
@@ -236,7 +243,7 @@ def ddp_build(spec: dict[str, Any]) -> None:
     pooled = _pooled(tail, views)
     for parameter in tail.classifier.parameters():
         parameter.requires_grad_(True)
-    history = _epochs(tail.classifier, pooled, labels, weights, config,
+    history = _epochs(tail.classifier, pooled, labels, loss_fn, config,
                       epochs=config.head_epochs, lr=config.head_lr, batch=batch,
                       generator=generator, log=log, phase="head",
                       start_epoch=tail.classifier.train, end_epoch=lambda _after: None,
@@ -245,9 +252,10 @@ def ddp_build(spec: dict[str, Any]) -> None:
     for parameter in tail.parameters():
         parameter.requires_grad_(True)
     model = DistributedDataParallel(tail)
-    history += _epochs(model, views, labels, weights, config, epochs=config.finetune_epochs,
+    history += _epochs(model, views, labels, loss_fn, config, epochs=config.finetune_epochs,
                        lr=config.finetune_lr, batch=batch, generator=generator, log=log,
-                       phase="fine-tune", start_epoch=fine_tune_mode, end_epoch=select)
+                       phase="fine-tune", start_epoch=fine_tune_mode, end_epoch=select,
+                       flips=config.feature_flips)
     network.eval()
 
     checksum = torch.tensor([float(sum(p.double().sum() for p in tail.parameters()))],
@@ -260,6 +268,11 @@ def ddp_build(spec: dict[str, Any]) -> None:
     if len(set(checksums)) != 1:
         raise RuntimeError(f"ranks disagree on the trained weights: {checksums}")
     if rank == 0:
+        if average["count"] >= 2:  # same rule as the single-process trainer
+            kept = average_if_better(tail, average, views[: len(shard)], val_features, y_val,
+                                config, best, history, log)
+            if kept is not best:
+                best.update(kept, after=f"average of the last {average['count']} epochs")
         tail.load_state_dict(best["state"])
         network.eval()
         train_pooled = _pooled(tail, views[: len(shard)])  # first view, selected tail

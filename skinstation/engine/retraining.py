@@ -196,7 +196,8 @@ def train_candidate(db: EngineDatabase, job: JobInfo, request: Any, log: Log) ->
 
 
 RECIPE_FIELDS = ("architecture", "trunk_blocks", "freeze_batchnorm", "finetune_lr", "head_lr",
-                 "weight_decay", "label_smoothing", "class_weighting")
+                 "weight_decay", "label_smoothing", "class_weighting", "feature_flips",
+                 "average_last")
 
 
 def inherited_recipe(current_model: Path) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class TrainConfig:
     weight_decay: float = 0.02
     class_weighting: str = "balanced"
     label_smoothing: float = 0.0
+    feature_flips: bool = False
+    average_last: int = 0
     seed: int = 42
     threads: int = 2
 
@@ -77,15 +79,59 @@ class TrainResult:
     train_labels: np.ndarray
 
 
+class LogitAdjustedLoss(nn.Module):
+    """Cross-entropy on ``logits + log(prior)`` (Menon et al., ICLR 2021).
+
+    The network learns logits whose argmax is Bayes-optimal for the *balanced* error, without
+    the noisy gradients of large per-class weights (a dermatofibroma weighs 58 naevi under
+    ``balanced`` weighting).
+    """
+
+    def __init__(self, labels: np.ndarray, num_classes: int, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        counts = np.maximum(np.bincount(labels, minlength=num_classes), 1).astype(np.float64)
+        self.register_buffer("log_prior", torch.tensor(np.log(counts / counts.sum()),
+                                                       dtype=torch.float32))
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean adjusted cross-entropy."""
+        return nn.functional.cross_entropy(logits + self.log_prior, target,
+                                           label_smoothing=self.label_smoothing)
+
+
+def training_loss(labels: np.ndarray, num_classes: int, mode: str,
+                  label_smoothing: float = 0.0) -> nn.Module:
+    """The imbalance-aware loss a class-weighting mode names (see :func:`class_weights`)."""
+    if mode == "logit_adjusted":
+        return LogitAdjustedLoss(labels, num_classes, label_smoothing)
+    return nn.CrossEntropyLoss(weight=class_weights(labels, num_classes, mode),
+                               label_smoothing=label_smoothing)
+
+
+def flip_features(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One random symmetry of the square (rot90 × flip) applied to a batch of feature maps.
+
+    Lesions have no orientation; rotating and mirroring the trunk's feature maps is a cheap
+    stand-in for fresh image rotations when the trunk outputs are cached.
+    """
+    turns, mirror = torch.randint(0, 8, (1,), generator=generator).item().__divmod__(2)
+    batch = torch.rot90(batch, turns, dims=(2, 3))
+    return torch.flip(batch, dims=(3,)) if mirror else batch
+
+
 def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tensor:
-    """Per-class loss weights: ``balanced`` (1/n), ``sqrt`` (1/sqrt n) or ``none``; mean 1."""
+    """Per-class loss weights: ``balanced`` (1/n), ``sqrt`` (1/sqrt n) or ``none``; mean 1.
+
+    ``logit_adjusted`` also gives unit weights: its loss corrects the prior instead.
+    """
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     counts = np.maximum(counts, 1.0)
     if mode == "balanced":
         weights = 1.0 / counts
     elif mode == "sqrt":
         weights = 1.0 / np.sqrt(counts)
-    elif mode == "none":
+    elif mode in ("none", "logit_adjusted"):
         weights = np.ones(num_classes)
     else:
         raise ValueError(f"unknown class weighting {mode!r}")
@@ -104,13 +150,12 @@ def _pooled(tail: Tail, features: np.ndarray, batch_size: int = 256) -> np.ndarr
 
 
 def _train_head(
-    head: nn.Linear, pooled: np.ndarray, labels: np.ndarray, weights: torch.Tensor,
+    head: nn.Linear, pooled: np.ndarray, labels: np.ndarray, loss_fn: nn.Module,
     config: TrainConfig, generator: torch.Generator, log: Log,
 ) -> list[dict[str, float]]:
     x, y = torch.from_numpy(pooled), torch.from_numpy(labels)
     optimiser = torch.optim.AdamW(head.parameters(), lr=config.head_lr, weight_decay=1e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.head_epochs)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     dropout = nn.Dropout(0.2)
     history = []
     for epoch in range(config.head_epochs):
@@ -181,18 +226,18 @@ def train_classifier(
     seconds["features"] = time.monotonic() - started
 
     started = time.monotonic()
-    weights = class_weights(y_train, len(classes), config.class_weighting)
+    loss_fn = training_loss(y_train, len(classes), config.class_weighting, config.label_smoothing)
     head_views = train_views[: config.head_views]
     pooled = np.concatenate([_pooled(tail, v) for v in head_views])
     labels = np.tile(y_train, len(head_views))
-    history = _train_head(tail.classifier[1], pooled, labels, weights, config, generator, log)
+    history = _train_head(tail.classifier[1], pooled, labels, loss_fn, config, generator, log)
     head_score = balanced_accuracy(y_val, _logits(tail, val_features).argmax(1), len(classes))
     history[-1]["val_balanced_accuracy"] = head_score
     log(f"[head] val balanced accuracy {head_score:.4f}")
     seconds["head"] = time.monotonic() - started
 
     started = time.monotonic()
-    history += _finetune(tail, train_views, y_train, val_features, y_val, weights, config,
+    history += _finetune(tail, train_views, y_train, val_features, y_val, loss_fn, config,
                          generator, cache_dir, log, baseline_score=head_score,
                          run_id=_key(train_id, val_id))
     seconds["finetune"] = time.monotonic() - started
@@ -215,11 +260,12 @@ def _logits(tail: Tail, features: np.ndarray, batch_size: int = 256) -> np.ndarr
 
 def _finetune(
     tail: Tail, views: list[np.ndarray], y_train: np.ndarray, val_features: np.ndarray,
-    y_val: np.ndarray, weights: torch.Tensor, config: TrainConfig, generator: torch.Generator,
+    y_val: np.ndarray, loss_fn: nn.Module, config: TrainConfig, generator: torch.Generator,
     cache_dir: Path | None, log: Log, baseline_score: float = -1.0, run_id: str = "",
 ) -> list[dict[str, float]]:
     if config.finetune_epochs <= 0:
         return []
+    num_classes = int(tail.classifier[-1].out_features)
     for parameter in tail.parameters():
         parameter.requires_grad_(True)
     optimiser = torch.optim.AdamW(
@@ -232,12 +278,12 @@ def _finetune(
         optimiser, max_lr=[config.finetune_lr, config.finetune_lr * 2],
         total_steps=steps_per_epoch * config.finetune_epochs, pct_start=0.15,
     )
-    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     checkpoint = (cache_dir / f"finetune-{_key(config.to_dict(), run_id, len(y_train))}.pt"
                   if cache_dir else None)
     history: list[dict[str, float]] = []
     best = {"score": baseline_score,
             "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
+    average: dict[str, Any] = {"count": 0, "sum": {}}
     first_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=True)
@@ -247,6 +293,7 @@ def _finetune(
         generator.set_state(saved["generator"])
         best = {"score": float(saved["best_score"]), "state": saved["best_state"]}
         history = [dict(h) for h in saved["history"]]
+        average = {"count": int(saved["average_count"]), "sum": saved["average_sum"]}
         first_epoch = int(saved["epoch"]) + 1
         log(f"[fine-tune] resuming after epoch {first_epoch} from {checkpoint}")
     all_features = np.concatenate(views)
@@ -266,6 +313,8 @@ def _finetune(
             if len(index) < 2:
                 continue
             batch = torch.from_numpy(all_features[index.numpy()]).float()
+            if config.feature_flips:
+                batch = flip_features(batch, generator)
             loss = loss_fn(tail(batch), all_labels[index])
             optimiser.zero_grad()
             loss.backward()
@@ -274,7 +323,7 @@ def _finetune(
             total += loss.item() * len(index)
             progress.update(len(index))
         predictions = _logits(tail, val_features).argmax(1)
-        score = balanced_accuracy(y_val, predictions, len(weights))
+        score = balanced_accuracy(y_val, predictions, num_classes)
         history.append({"phase": 1.0, "epoch": float(epoch), "loss": total / len(order),
                         "val_balanced_accuracy": score})
         log(f"[fine-tune] epoch {epoch + 1}: loss {total / len(order):.4f}, "
@@ -282,14 +331,64 @@ def _finetune(
         if score > best["score"]:
             best = {"score": score,
                     "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
+        if epoch >= config.finetune_epochs - config.average_last:
+            accumulate_weights(average, tail)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {
                 "tail": tail.state_dict(), "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                 "best_score": best["score"], "best_state": best["state"],
                 "history": history, "epoch": epoch,
+                "average_count": average["count"], "average_sum": average["sum"],
             })
+    if average["count"] >= 2:
+        best = average_if_better(tail, average, all_features[: len(y_train)], val_features, y_val,
+                            config, best, history, log)
     if best["state"] is not None:
         tail.load_state_dict(best["state"])
     tail.eval()
     return history
+
+
+def accumulate_weights(average: dict[str, Any], tail: Tail) -> None:
+    """Add the tail's current floating-point state to a running sum (weight averaging)."""
+    for key, value in tail.state_dict().items():
+        if value.is_floating_point():
+            average["sum"][key] = average["sum"].get(key, 0) + value.detach().double()
+    average["count"] += 1
+
+
+@torch.no_grad()
+def average_if_better(
+    tail: Tail, average: dict[str, Any], train_features: np.ndarray, val_features: np.ndarray,
+    y_val: np.ndarray, config: TrainConfig, best: dict[str, Any],
+    history: list[dict[str, float]], log: Log,
+) -> dict[str, Any]:
+    """Stochastic weight averaging (Izmailov et al. 2018) of the last epochs' tails.
+
+    The averaged weights get fresh BatchNorm statistics from one clean pass over the first
+    training view; they replace the best single epoch only if validation says they are better.
+    """
+    state = tail.state_dict()
+    for key, total in average["sum"].items():
+        state[key] = (total / average["count"]).to(state[key].dtype)
+    tail.load_state_dict(state)
+    norms = [m for m in tail.modules() if isinstance(m, nn.BatchNorm2d)]
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None  # cumulative average over the pass
+    tail.train()
+    for start in range(0, len(train_features), 256):
+        tail.blocks(torch.from_numpy(train_features[start : start + 256]).float())
+    for module in norms:
+        module.momentum = 0.1
+    num_classes = int(tail.classifier[-1].out_features)
+    score = balanced_accuracy(y_val, _logits(tail, val_features).argmax(1), num_classes)
+    history.append({"phase": 2.0, "epoch": float(config.finetune_epochs - 1),
+                    "val_balanced_accuracy": score})
+    log(f"[fine-tune] average of the last {average['count']} epochs: "
+        f"val balanced accuracy {score:.4f} (best single epoch {best['score']:.4f})")
+    if score > best["score"]:
+        return {"score": score,
+                "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
+    return best
