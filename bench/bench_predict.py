@@ -19,6 +19,7 @@ import torch
 from skinstation.inference.classifier import Classifier
 from skinstation.inference.preprocessing import decode_image, preprocess
 from skinstation.resources import DEFAULT_MODEL_PATH
+from skinstation.training.evaluation import EVAL_BATCH_SIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,10 +51,12 @@ def main() -> None:
         preprocess(image, classifier.preprocess_config)
         prep.append((time.perf_counter() - t0) * 1000)
 
-    t0 = time.perf_counter()
-    for start in range(0, len(images), 32):
-        classifier.classify_batch(images[start : start + 32])
-    batch_rate = len(images) / (time.perf_counter() - t0)
+    batch_rates = {}
+    for size in sorted({1, 4, 8, 32, EVAL_BATCH_SIZE}):
+        t0 = time.perf_counter()
+        for start in range(0, len(images), size):
+            classifier.classify_batch(images[start : start + size])
+        batch_rates[size] = len(images) / (time.perf_counter() - t0)
 
     size_mb = Path(args.model).stat().st_size / 1e6
     print(f"model: {args.model} ({classifier.version}), {size_mb:.1f} MB, "
@@ -62,7 +65,9 @@ def main() -> None:
     print(f"single-image predict (preprocess + model + decision): median "
           f"{statistics.median(single):.1f} ms, p90 {np.percentile(single, 90):.1f} ms")
     print(f"  of which preprocessing: median {statistics.median(prep):.1f} ms")
-    print(f"batch evaluation (batches of 32): {batch_rate:.1f} images/s")
+    for size, rate in batch_rates.items():
+        used = " (used by evaluation)" if size == EVAL_BATCH_SIZE else ""
+        print(f"batch evaluation (batches of {size}): {rate:.1f} images/s{used}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ from skinstation.training.metrics import (
 from skinstation.training.progress import Log, Progress, print_log
 from skinstation.training.sources import Record
 
+# On 2 CPU cores MobileNetV2 runs *slower* per image in larger batches (the activations of a
+# batch at 112x112 no longer fit in cache): 52 images/s one at a time, 31 in batches of 32
+# (bench/bench_predict.py measures each size).
+EVAL_BATCH_SIZE = 1
+
 
 @dataclass
 class ModelOutputs:
@@ -50,7 +55,8 @@ class ModelOutputs:
     predicted: np.ndarray | None = None
 
 
-def run_model(classifier: Classifier, records: Sequence[Record], batch_size: int = 32,
+def run_model(classifier: Classifier, records: Sequence[Record],
+              batch_size: int = EVAL_BATCH_SIZE,
               log: Log = print_log) -> ModelOutputs:
     """Classify every record (decode + preprocess + network + decision), in batches."""
     logits, pooled, predictions = [], [], []

@@ -71,9 +71,13 @@ def prepared_images(
 @torch.inference_mode()
 def run_trunk(
     trunk: torch.nn.Module, images: np.ndarray, config: PreprocessConfig,
-    batch_size: int = 64, progress: Progress | None = None,
+    batch_size: int = 1, progress: Progress | None = None,
 ) -> np.ndarray:
-    """Run the frozen trunk over prepared uint8 images; returns float16 feature maps."""
+    """Run the frozen trunk over prepared uint8 images; returns float16 feature maps.
+
+    One image at a time is the fastest on 2 CPU cores (104 images/s against 33 in batches
+    of 64: large batches' activations spill out of cache); the outputs are identical.
+    """
     trunk.eval()
     chunks = []
     for start in range(0, len(images), batch_size):
