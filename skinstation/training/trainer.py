@@ -115,7 +115,7 @@ def flip_features(batch: torch.Tensor, generator: torch.Generator) -> torch.Tens
     Lesions have no orientation; rotating and mirroring the trunk's feature maps is a cheap
     stand-in for fresh image rotations when the trunk outputs are cached.
     """
-    turns, mirror = torch.randint(0, 8, (1,), generator=generator).item().__divmod__(2)
+    turns, mirror = divmod(int(torch.randint(0, 8, (1,), generator=generator)), 2)
     batch = torch.rot90(batch, turns, dims=(2, 3))
     return torch.flip(batch, dims=(3,)) if mirror else batch
 
