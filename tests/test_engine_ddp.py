@@ -33,7 +33,7 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
     # A gate demanding an impossible improvement (drops of -1.0): the candidate is rejected.
     options = {**tiny_engine_options(tiny_manifest, tiny_model), "home": str(tmp_path / "eng"),
                "train_processes": 2, "max_balanced_accuracy_drop": -1.0,
-               "max_sensitivity_drop": -1.0}
+               "max_sensitivity_drop": -1.0, "finetune_epochs": 2}
     config = write_engine_config(tmp_path / "engine.toml", home=tmp_path / "eng",
                                  data_dir=data_dir, engine=options)
     db = open_engine_database(Settings.load(env={}, config_file=config))
@@ -41,7 +41,10 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
     # The current model comes from elsewhere (another split): the job must evaluate it itself.
     metadata, state = load_model_file(tiny_model)
     metadata.model_version = "imported-model"
-    metadata.training = {**metadata.training, "split": "another-site/split.csv"}
+    # its recipe (inherited by the candidate) uses the trainer's optional techniques
+    metadata.training = {**metadata.training, "split": "another-site/split.csv",
+                         "class_weighting": "logit_adjusted", "feature_flips": True,
+                         "average_last": 2}
     imported = save_model_file(tmp_path / "imported.safetensors", state, metadata)
     registry.register_model(db, tmp_path / "imported.safetensors", status=ModelStatus.PROMOTED,
                             actor="test")
@@ -67,6 +70,7 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert worker.returncode == 0, worker.stderr[-4000:]
     assert "[rank 0/2]" in worker.stderr and "[rank 1/2]" in worker.stderr
+    assert "average of the last 2 epochs: val balanced accuracy" in worker.stderr
 
     done = jobs.get_job(db, job.job_id)
     assert (done.state, done.outcome) == ("succeeded", "rejected")
@@ -91,7 +95,12 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
     assert (distributed["backend"], distributed["world_size"]) == ("gloo", 2)
     assert sum(distributed["images_per_rank"]) == 28 + 3  # training split + reviewed cases
     assert len(set(distributed["weight_checksums"])) == 1  # gradients were all-reduced
-    assert distributed["selected"] in ("head", "fine-tune epoch 1")  # best on validation
-    assert [h["phase"] for h in distributed["history"]] == ["head"] * 3 + ["fine-tune"]
+    assert distributed["selected"] in ("head", "fine-tune epoch 1", "fine-tune epoch 2",
+                                       "average of the last 2 epochs")  # best on validation
+    assert [h["phase"] for h in distributed["history"]] == (
+        ["head"] * 3 + ["fine-tune"] * 2 + [2.0])  # 2.0: the weight average's validation
+    assert {k: metadata.training[k] for k in ("class_weighting", "feature_flips",
+                                              "average_last")} == {
+        "class_weighting": "logit_adjusted", "feature_flips": True, "average_last": 2}
     assert metadata.parent_version == "imported-model" and metadata.metrics["test"]["images"] == 7
     db.dispose()
