@@ -52,6 +52,14 @@ def _rate(text: str) -> float:
     return value
 
 
+def _averaged_epochs(text: str) -> int:
+    """An argparse type: 0 (no weight averaging) or at least 2 epochs."""
+    value = int(text)
+    if value < 0 or value == 1:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or at least 2, got {text}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, calibrate, evaluate and save a model file."""
     from skinstation.inference.preprocessing import PreprocessConfig
@@ -220,7 +228,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from skinstation.training.trainer import TrainConfig
+    from skinstation.training.trainer import CLASS_WEIGHTINGS, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="skinstation", description=__doc__)
@@ -252,12 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep ImageNet BatchNorm statistics while fine-tuning")
     train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     train.add_argument("--class-weighting", default=defaults.class_weighting,
-                       choices=["balanced", "sqrt", "none", "logit_adjusted"],
+                       choices=list(CLASS_WEIGHTINGS),
                        help="imbalance handling: loss weights, or logit-adjusted loss")
     train.add_argument("--feature-flips", action="store_true",
                        default=defaults.feature_flips,
                        help="random rot90/mirror of cached trunk feature maps while fine-tuning")
-    train.add_argument("--average-last", type=int, default=defaults.average_last,
+    train.add_argument("--average-last", type=_averaged_epochs, default=defaults.average_last,
                        help="average the last N fine-tuning epochs' weights (kept if "
                             "validation prefers it)")
     train.add_argument("--target-sensitivity", type=float, default=0.95)

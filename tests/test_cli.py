@@ -142,3 +142,11 @@ def test_recalibrate_refits_operating_points_without_retraining(trained, tmp_pat
                   str(tmp_path / "never.safetensors"), "--false-rejection", "1.5")
     assert refused.returncode == 2 and "must be a fraction in [0, 1), got 1.5" in refused.stderr
     assert not (tmp_path / "never.safetensors").exists()
+
+
+def test_train_refuses_a_meaningless_weight_average_before_any_work(tmp_path):
+    refused = run("train", "--data", "manifest:/nonexistent/cases.csv", "--out",
+                  str(tmp_path / "never.safetensors"), "--average-last", "1")
+    assert refused.returncode == 2
+    assert "--average-last: must be 0 (off) or at least 2, got 1" in refused.stderr
+    assert not (tmp_path / "never.safetensors").exists()

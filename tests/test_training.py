@@ -124,3 +124,14 @@ def test_weight_averaging_is_kept_only_when_validation_prefers_it(tiny_manifest,
     y_val = np.array([classes.index(r.dx) for r in records[35:]])
     kept = balanced_accuracy(y_val, result.val_logits.argmax(1), len(classes))
     assert kept == pytest.approx(max(scores))
+
+
+def test_train_config_refuses_a_bad_recipe_before_any_work():
+    with pytest.raises(ValueError, match=r"unknown class weighting 'log' \(one of balanced, "
+                                         r"sqrt, none, logit_adjusted\)"):
+        TrainConfig(class_weighting="log")
+    for bad in (-1, 1):
+        with pytest.raises(ValueError, match=f"average_last must be 0 \\(off\\) or at least 2 "
+                                             f"epochs, got {bad}"):
+            TrainConfig(average_last=bad)
+    assert TrainConfig(average_last=2).average_last == 2

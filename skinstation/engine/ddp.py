@@ -166,7 +166,12 @@ def ddp_build(spec: dict[str, Any]) -> None:
     from skinstation.training.metrics import balanced_accuracy
     from skinstation.training.sources import fingerprint, load_source
     from skinstation.training.splits import load_split
-    from skinstation.training.trainer import accumulate_weights, average_if_better, training_loss
+    from skinstation.training.trainer import (
+        accumulate_weights,
+        average_if_better,
+        snapshot,
+        training_loss,
+    )
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -229,7 +234,7 @@ def ddp_build(spec: dict[str, Any]) -> None:
         log(f"[{after}] val balanced accuracy {score:.4f}")
         if score > best["score"]:
             best.update(score=score, after=after,
-                        state={k: v.detach().clone() for k, v in tail.state_dict().items()})
+                        state=snapshot(tail))
         if after.startswith("fine-tune epoch ") and int(after.split()[-1]) >= first_averaged:
             accumulate_weights(average, tail)
 

@@ -34,6 +34,8 @@ from skinstation.training.metrics import balanced_accuracy
 from skinstation.training.progress import Log, Progress, format_seconds, print_log
 from skinstation.training.sources import Record
 
+CLASS_WEIGHTINGS = ("balanced", "sqrt", "none", "logit_adjusted")
+
 
 @dataclass
 class TrainConfig:
@@ -58,6 +60,16 @@ class TrainConfig:
     average_last: int = 0
     seed: int = 42
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        # checked here, not after half an hour of feature caching (recipes also arrive from
+        # model files, when the engine retrains a deployed model's successor)
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"unknown class weighting {self.class_weighting!r} "
+                             f"(one of {', '.join(CLASS_WEIGHTINGS)})")
+        if self.average_last < 0 or self.average_last == 1:
+            raise ValueError("average_last must be 0 (off) or at least 2 epochs, "
+                             f"got {self.average_last}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -282,7 +294,7 @@ def _finetune(
                   if cache_dir else None)
     history: list[dict[str, float]] = []
     best = {"score": baseline_score,
-            "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
+            "state": snapshot(tail)}
     average: dict[str, Any] = {"count": 0, "sum": {}}
     first_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
@@ -330,7 +342,7 @@ def _finetune(
             f"val balanced accuracy {score:.4f}")
         if score > best["score"]:
             best = {"score": score,
-                    "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
+                    "state": snapshot(tail)}
         if epoch >= config.finetune_epochs - config.average_last:
             accumulate_weights(average, tail)
         if checkpoint is not None:
@@ -348,6 +360,11 @@ def _finetune(
         tail.load_state_dict(best["state"])
     tail.eval()
     return history
+
+
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of a module's state (weights and BatchNorm statistics)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def accumulate_weights(average: dict[str, Any], tail: Tail) -> None:
@@ -390,5 +407,5 @@ def average_if_better(
         f"val balanced accuracy {score:.4f} (best single epoch {best['score']:.4f})")
     if score > best["score"]:
         return {"score": score,
-                "state": {k: v.detach().clone() for k, v in tail.state_dict().items()}}
+                "state": snapshot(tail)}
     return best
