@@ -69,14 +69,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     preprocess = PreprocessConfig(size=args.size, square=args.square,
                                   hair_removal=not args.no_hair_removal)
+    architecture = args.architecture
+    if args.init_model:  # the starting model's own preprocessing travels with its weights
+        from skinstation.inference.model_file import read_metadata
+
+        parent = read_metadata(args.init_model)
+        preprocess = PreprocessConfig.from_dict(parent.preprocess)
+        architecture = parent.architecture
     config = TrainConfig(
-        architecture=args.architecture, preprocess=preprocess, views=args.views,
+        architecture=architecture, preprocess=preprocess, views=args.views,
         head_epochs=args.head_epochs, finetune_epochs=args.epochs, seed=args.seed,
         threads=args.threads, class_weighting=args.class_weighting,
         trunk_blocks=args.trunk_blocks, finetune_lr=args.lr,
         label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
         freeze_batchnorm=args.freeze_batchnorm, feature_flips=args.feature_flips,
-        average_last=args.average_last,
+        average_last=args.average_last, full_epochs=args.full_epochs, full_lr=args.full_lr,
+        full_batch_size=args.full_batch_size, full_from_block=args.full_from_block,
     )
     request = BuildRequest(
         source=_resolve_source(args.data, settings), split_path=Path(args.split),
@@ -86,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         min_sensitivity=_pairs(args.min_sensitivity),
         report_dir=Path(args.report) if args.report else None, version=args.version,
         cache_dir=Path(args.cache) if args.cache else settings.cache_dir / "features",
+        init_model=Path(args.init_model) if args.init_model else None,
     )
     metadata = build_model(request)
     print(f"saved {args.out} (version {metadata.model_version}, sha256 "
@@ -268,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--average-last", type=_averaged_epochs, default=defaults.average_last,
                        help="average the last N fine-tuning epochs' weights (kept if "
                             "validation prefers it)")
+    train.add_argument("--full-epochs", type=int, default=defaults.full_epochs,
+                       help="epochs of whole-network fine-tuning on freshly augmented images "
+                            "(about 4.5 min each on 2 cores)")
+    train.add_argument("--full-lr", type=float, default=defaults.full_lr)
+    train.add_argument("--full-batch-size", type=int, default=defaults.full_batch_size)
+    train.add_argument("--full-from-block", type=int, default=defaults.full_from_block,
+                       help="first feature block trained by the full fine-tune")
+    train.add_argument("--init-model", default="",
+                       help="start from this model file's weights (and preprocessing): only "
+                            "the full fine-tune runs; the model becomes the parent version")
     train.add_argument("--target-sensitivity", type=float, default=0.95)
     train.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE",
                        help="cost-sensitive decision: minimum validation sensitivity of a "

@@ -135,3 +135,50 @@ def test_train_config_refuses_a_bad_recipe_before_any_work():
                                              f"epochs, got {bad}"):
             TrainConfig(average_last=bad)
     assert TrainConfig(average_last=2).average_last == 2
+
+
+def test_full_finetune_trains_the_whole_network_and_keeps_the_best_validation_state(
+        tiny_manifest, tmp_path):
+    records, _ = load_manifest(tiny_manifest)
+    classes = load_taxonomy().classes
+    config = TrainConfig(views=1, head_epochs=3, finetune_epochs=1, batch_size=16,
+                         full_epochs=2, full_lr=1e-3, full_batch_size=4)
+    start = build_network("mobilenet_v2", 7, pretrained=True)
+    lines = []
+    result = train_classifier(records[:35], records[35:], classes, config, tmp_path / "c",
+                              log=lines.append, initial_state=start.state_dict())
+    full = [h for h in result.history if h["phase"] == 3.0]
+    assert [h["epoch"] for h in full] == [-1.0, 0.0, 1.0]  # the start competes too
+    assert all(h["phase"] == 3.0 for h in result.history)  # no cached-feature phases
+    best = max(h["val_balanced_accuracy"] for h in full)
+    trained = result.network.state_dict()
+    (checkpoint,) = (tmp_path / "c").glob("full-*.pt")
+    last = torch.load(checkpoint, weights_only=True)["network"]
+    # every block trained (the stem too); BatchNorm running statistics were left alone
+    for name in ("features.0.0.weight", "features.10.conv.0.0.weight", "classifier.1.weight"):
+        assert not torch.equal(last[name], start.state_dict()[name]), name
+    for name in ("features.0.1.running_mean", "features.18.1.running_var"):
+        torch.testing.assert_close(last[name], start.state_dict()[name])
+    # the kept network scores the best validation balanced accuracy recorded
+    from skinstation.training.metrics import balanced_accuracy
+    y_val = np.array([classes.index(r.dx) for r in records[35:]])
+    assert balanced_accuracy(y_val, result.val_logits.argmax(1), 7) == pytest.approx(best)
+    assert result.train_features.shape == (35, 1280) and result.val_features.shape[1] == 1280
+    assert any(line.startswith("[full fine-tune] epoch 2") for line in lines)
+    # a second run resumes from the checkpoint and gives the same network
+    lines = []
+    again = train_classifier(records[:35], records[35:], classes, config, tmp_path / "c",
+                             log=lines.append, initial_state=start.state_dict())
+    assert any("resuming after epoch 2" in line for line in lines)
+    for key, value in trained.items():
+        torch.testing.assert_close(value, again.network.state_dict()[key])
+
+
+def test_starting_from_weights_needs_full_finetune_epochs(tiny_manifest, tmp_path):
+    records, _ = load_manifest(tiny_manifest)
+    start = build_network("mobilenet_v2", 7, pretrained=False).state_dict()
+    with pytest.raises(ValueError, match=r"full fine-tuning epochs \(full_epochs > 0\)"):
+        train_classifier(records[:5], records[5:8], load_taxonomy().classes, TrainConfig(),
+                         tmp_path, log=lambda m: None, initial_state=start)
+    with pytest.raises(ValueError, match="full_batch_size >= 2"):
+        TrainConfig(full_epochs=1, full_batch_size=1)

@@ -25,6 +25,7 @@ import numpy as np
 
 from skinstation.inference.assessability import STATISTICAL_METHODS, AssessabilityModel
 from skinstation.inference.classifier import Classifier, softmax
+from skinstation.inference.preprocessing import PreprocessConfig
 from skinstation.inference.model_file import ModelMetadata, load_model_file, save_model_file
 from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy, load_taxonomy
 from skinstation.training.calibration import (
@@ -63,6 +64,8 @@ class BuildRequest:
         version: Model version string (generated if empty).
         parent_version: Version this model descends from.
         cache_dir: Feature cache folder.
+        init_model: Model file whose weights training starts from (full fine-tuning only);
+            its architecture, classes and preprocessing must match; it becomes the parent.
     """
 
     source: str
@@ -78,6 +81,27 @@ class BuildRequest:
     version: str = ""
     parent_version: str = ""
     cache_dir: Path | None = None
+    init_model: Path | None = None
+
+
+def initial_weights(model: Path, config: TrainConfig,
+                    classes: Sequence[str]) -> tuple[ModelMetadata, dict[str, Any]]:
+    """A verified model file's network weights, checked to fit ``config`` and ``classes``.
+
+    Raises:
+        ValueError: The model's architecture, classes or preprocessing differ.
+    """
+    metadata, state = load_model_file(model)
+    for what, theirs, ours in [("architecture", metadata.architecture, config.architecture),
+                               ("classes", list(metadata.classes), list(classes)),
+                               ("preprocessing",
+                               PreprocessConfig.from_dict(metadata.preprocess).to_dict(),
+                               config.preprocess.to_dict())]:
+        if theirs != ours:
+            raise ValueError(f"cannot start from {model}: its {what} {theirs} differs from "
+                             f"the training config's {ours}")
+    network = {k: v for k, v in state.items() if k.startswith(("features.", "classifier."))}
+    return metadata, network
 
 
 def _labels(records: Sequence[Record], taxonomy: Taxonomy) -> np.ndarray:
@@ -115,8 +139,14 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
     train = train + list(request.extra_records)
     log(f"split {request.split_path}: train {len(train)}, val {len(val)}, test {len(test)}")
 
+    parent, initial_state = request.parent_version, None
+    if request.init_model is not None:
+        init_metadata, initial_state = initial_weights(request.init_model, request.config,
+                                                       taxonomy.classes)
+        parent = parent or init_metadata.model_version
+        log(f"starting from {request.init_model} ({init_metadata.model_version})")
     result = train_classifier(train, val, taxonomy.classes, request.config,
-                              request.cache_dir, log)
+                              request.cache_dir, log, initial_state=initial_state)
     created = dt.datetime.now(dt.UTC)
     version = request.version or f"{Path(request.output).stem}-{created:%Y%m%dT%H%M%S}"
     metadata = ModelMetadata(
@@ -125,8 +155,9 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
         preprocess=request.config.preprocess.to_dict(),
         data_fingerprint=fingerprint(train) + ":" + split.records_fingerprint,
         created_at=created.isoformat(timespec="seconds"),
-        parent_version=request.parent_version,
+        parent_version=parent,
         training={**request.config.to_dict(), "seconds": result.seconds,
+                  "init_model": parent if request.init_model is not None else "",
                   "history": result.history, "source": request.source,
                   "split": str(request.split_path), "train_images": len(train),
                   "extra_records": len(request.extra_records)},

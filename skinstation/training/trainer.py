@@ -8,6 +8,11 @@ Phases:
 3. **fine-tune**: the tail (blocks 14-18) and head are trained together on the cached trunk
    features; after every epoch the validation balanced accuracy decides which state is kept,
    and a checkpoint is written atomically so an interrupted run resumes at the next epoch.
+4. **full fine-tune** (optional, ``full_epochs``): every block from ``full_from_block`` on
+   trains on freshly augmented images (:mod:`skinstation.training.full_finetune`).
+
+Training can also start from an existing model's weights (``initial_state``): phases 1-3 are
+then skipped and only the full fine-tune runs.
 
 Everything is seeded; on the same machine the same data and config give the same weights.
 """
@@ -15,6 +20,7 @@ Everything is seeded; on the same machine the same data and config give the same
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -30,11 +36,17 @@ from skinstation.inference.network import Tail, Trunk, build_network, get_archit
 from skinstation.inference.preprocessing import PreprocessConfig
 from skinstation.training.augment import AugmentConfig
 from skinstation.training.features import _key, prepared_images, trunk_feature_views
+from skinstation.training.full_finetune import finetune_network, network_outputs
+from skinstation.training.losses import (  # noqa: F401  (re-exported)
+    CLASS_WEIGHTINGS,
+    LogitAdjustedLoss,
+    class_weights,
+    training_loss,
+)
 from skinstation.training.metrics import balanced_accuracy
 from skinstation.training.progress import Log, Progress, format_seconds, print_log
 from skinstation.training.sources import Record
 
-CLASS_WEIGHTINGS = ("balanced", "sqrt", "none", "logit_adjusted")
 
 
 @dataclass
@@ -58,6 +70,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     feature_flips: bool = False
     average_last: int = 0
+    full_epochs: int = 0
+    full_lr: float = 1e-4
+    full_batch_size: int = 8
+    full_from_block: int = 0
     seed: int = 42
     threads: int = 2
 
@@ -70,6 +86,10 @@ class TrainConfig:
         if self.average_last < 0 or self.average_last == 1:
             raise ValueError("average_last must be 0 (off) or at least 2 epochs, "
                              f"got {self.average_last}")
+        if self.full_epochs < 0 or self.full_batch_size < 2 or self.full_from_block < 0:
+            raise ValueError("full fine-tuning needs full_epochs >= 0, full_batch_size >= 2 and "
+                             f"full_from_block >= 0, got {self.full_epochs}, "
+                             f"{self.full_batch_size}, {self.full_from_block}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -91,36 +111,6 @@ class TrainResult:
     train_labels: np.ndarray
 
 
-class LogitAdjustedLoss(nn.Module):
-    """Cross-entropy on ``logits + log(prior)`` (Menon et al., ICLR 2021).
-
-    The network learns logits whose argmax is Bayes-optimal for the *balanced* error, without
-    the noisy gradients of large per-class weights (a dermatofibroma weighs 58 naevi under
-    ``balanced`` weighting).
-    """
-
-    def __init__(self, labels: np.ndarray, num_classes: int, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        counts = np.maximum(np.bincount(labels, minlength=num_classes), 1).astype(np.float64)
-        self.register_buffer("log_prior", torch.tensor(np.log(counts / counts.sum()),
-                                                       dtype=torch.float32))
-        self.label_smoothing = label_smoothing
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean adjusted cross-entropy."""
-        return nn.functional.cross_entropy(logits + self.log_prior, target,
-                                           label_smoothing=self.label_smoothing)
-
-
-def training_loss(labels: np.ndarray, num_classes: int, mode: str,
-                  label_smoothing: float = 0.0) -> nn.Module:
-    """The imbalance-aware loss a class-weighting mode names (see :func:`class_weights`)."""
-    if mode == "logit_adjusted":
-        return LogitAdjustedLoss(labels, num_classes, label_smoothing)
-    return nn.CrossEntropyLoss(weight=class_weights(labels, num_classes, mode),
-                               label_smoothing=label_smoothing)
-
-
 def flip_features(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One random symmetry of the square (rot90 × flip) applied to a batch of feature maps.
 
@@ -130,25 +120,6 @@ def flip_features(batch: torch.Tensor, generator: torch.Generator) -> torch.Tens
     turns, mirror = divmod(int(torch.randint(0, 8, (1,), generator=generator)), 2)
     batch = torch.rot90(batch, turns, dims=(2, 3))
     return torch.flip(batch, dims=(3,)) if mirror else batch
-
-
-def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tensor:
-    """Per-class loss weights: ``balanced`` (1/n), ``sqrt`` (1/sqrt n) or ``none``; mean 1.
-
-    ``logit_adjusted`` also gives unit weights: its loss corrects the prior instead.
-    """
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    counts = np.maximum(counts, 1.0)
-    if mode == "balanced":
-        weights = 1.0 / counts
-    elif mode == "sqrt":
-        weights = 1.0 / np.sqrt(counts)
-    elif mode in ("none", "logit_adjusted"):
-        weights = np.ones(num_classes)
-    else:
-        raise ValueError(f"unknown class weighting {mode!r}")
-    weights = weights / (weights * counts).sum() * counts.sum()
-    return torch.tensor(weights, dtype=torch.float32)
 
 
 @torch.inference_mode()
@@ -197,6 +168,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def train_classifier(
     train: Sequence[Record], val: Sequence[Record], classes: Sequence[str],
     config: TrainConfig, cache_dir: Path | None = None, log: Log = print_log,
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train a network on ``train``; select the epoch by balanced accuracy on ``val``.
 
@@ -207,10 +179,15 @@ def train_classifier(
         config: Hyper-parameters.
         cache_dir: Where prepared images, trunk features and checkpoints are cached.
         log: Progress sink.
+        initial_state: Network weights to start from (e.g. a deployed model's) instead of
+            ImageNet; skips the cached-feature phases, so ``config.full_epochs`` must be > 0.
 
     Returns:
         The trained network (full, eval mode) and its history.
     """
+    if initial_state is not None and config.full_epochs <= 0:
+        raise ValueError("starting from a model's weights only makes sense with full "
+                         "fine-tuning epochs (full_epochs > 0)")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -221,7 +198,8 @@ def train_classifier(
     seconds: dict[str, float] = {}
 
     started = time.monotonic()
-    network = build_network(config.architecture, len(classes), pretrained=True)
+    network = build_network(config.architecture, len(classes),
+                            pretrained=initial_state is None)
     blocks = config.trunk_blocks or arch.trunk_blocks
     trunk, tail = Trunk(network, blocks), Tail(network, blocks)
     for parameter in trunk.parameters():
@@ -231,6 +209,61 @@ def train_classifier(
     val_images = prepared_images(val, config.preprocess, cache_dir, log)
     train_id = _key(identity, [r.image_path for r in train])
     val_id = _key(identity, [r.image_path for r in val])
+    loss_fn = training_loss(y_train, len(classes), config.class_weighting, config.label_smoothing)
+    if initial_state is None:
+        history, val_features, train_view = _tail_phases(
+            trunk, tail, train_images, val_images, y_train, y_val, loss_fn, config, generator,
+            cache_dir, log, train_id, val_id, seconds, started)
+    else:
+        network.load_state_dict(initial_state)
+        history = []
+        seconds["prepare"] = time.monotonic() - started
+    if config.full_epochs > 0:
+        started = time.monotonic()
+        start_id = _state_key(initial_state) if initial_state is not None else "imagenet"
+        checkpoint = (cache_dir / f"full-{_key(config.to_dict(), train_id, val_id, start_id)}.pt"
+                      if cache_dir else None)
+        history += finetune_network(network, train_images, y_train, val_images, y_val, loss_fn,
+                                    config, checkpoint, log, save=_save_checkpoint)
+        seconds["full_finetune"] = time.monotonic() - started
+        started = time.monotonic()
+        val_logits, val_pooled = network_outputs(
+            network, val_images, config.preprocess, Progress("validation outputs",
+                                                             len(val_images), log))
+        _, train_pooled = network_outputs(
+            network, train_images, config.preprocess, Progress("training features (clean)",
+                                                               len(train_images), log))
+        seconds["final_features"] = time.monotonic() - started
+    else:
+        network.eval()
+        val_logits, val_pooled = _logits(tail, val_features), _pooled(tail, val_features)
+        train_pooled = _pooled(tail, train_view)
+    network.eval()
+    log(f"[train] done in {format_seconds(sum(seconds.values()))}: " + ", ".join(
+        f"{k} {format_seconds(v)}" for k, v in seconds.items()))
+    return TrainResult(network, history, seconds, val_logits, val_pooled, train_pooled, y_train)
+
+
+def _state_key(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _tail_phases(
+    trunk: Trunk, tail: Tail, train_images: np.ndarray, val_images: np.ndarray,
+    y_train: np.ndarray, y_val: np.ndarray, loss_fn: nn.Module, config: TrainConfig,
+    generator: torch.Generator, cache_dir: Path | None, log: Log, train_id: str, val_id: str,
+    seconds: dict[str, float], started: float,
+) -> tuple[list[dict[str, float]], np.ndarray, np.ndarray]:
+    """Phases 1-3: cached trunk features, the linear head, the fine-tuned tail.
+
+    Returns:
+        The history, the validation trunk features and the first training view's.
+    """
+    num_classes = int(tail.classifier[-1].out_features)
     train_views = trunk_feature_views(trunk, train_images, config.preprocess, cache_dir, train_id,
                                       config.views, config.augment, config.seed, log)
     (val_features,) = trunk_feature_views(trunk, val_images, config.preprocess, cache_dir, val_id,
@@ -238,12 +271,11 @@ def train_classifier(
     seconds["features"] = time.monotonic() - started
 
     started = time.monotonic()
-    loss_fn = training_loss(y_train, len(classes), config.class_weighting, config.label_smoothing)
     head_views = train_views[: config.head_views]
     pooled = np.concatenate([_pooled(tail, v) for v in head_views])
     labels = np.tile(y_train, len(head_views))
     history = _train_head(tail.classifier[1], pooled, labels, loss_fn, config, generator, log)
-    head_score = balanced_accuracy(y_val, _logits(tail, val_features).argmax(1), len(classes))
+    head_score = balanced_accuracy(y_val, _logits(tail, val_features).argmax(1), num_classes)
     history[-1]["val_balanced_accuracy"] = head_score
     log(f"[head] val balanced accuracy {head_score:.4f}")
     seconds["head"] = time.monotonic() - started
@@ -253,12 +285,7 @@ def train_classifier(
                          generator, cache_dir, log, baseline_score=head_score,
                          run_id=_key(train_id, val_id))
     seconds["finetune"] = time.monotonic() - started
-    network.eval()
-    val_logits = _logits(tail, val_features)
-    log(f"[train] done in {format_seconds(sum(seconds.values()))}: " + ", ".join(
-        f"{k} {format_seconds(v)}" for k, v in seconds.items()))
-    return TrainResult(network, history, seconds, val_logits, _pooled(tail, val_features),
-                       _pooled(tail, train_views[0]), y_train)
+    return history, val_features, train_views[0]
 
 
 @torch.inference_mode()
