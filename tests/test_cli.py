@@ -150,3 +150,28 @@ def test_train_refuses_a_meaningless_weight_average_before_any_work(tmp_path):
     assert refused.returncode == 2
     assert "--average-last: must be 0 (off) or at least 2, got 1" in refused.stderr
     assert not (tmp_path / "never.safetensors").exists()
+
+
+def test_train_from_a_model_file_runs_only_the_full_finetune(trained, tmp_path):
+    from skinstation.inference.model_file import load_model_file
+
+    folder, _ = trained
+    out = tmp_path / "child.safetensors"
+    result = run("train", "--data", f"manifest:{folder / 'cases.csv'}", "--split",
+                 str(folder / "split.csv"), "--out", str(out), "--init-model",
+                 str(folder / "m.safetensors"), "--full-epochs", "1", "--full-batch-size", "4",
+                 "--size", "96", "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    assert "starting from" in result.stderr and "(cli-test)" in result.stderr
+    assert "[full fine-tune] epoch 1: loss" in result.stderr
+    assert "[features view" not in result.stderr and "[head]" not in result.stderr
+    parent, parent_state = load_model_file(folder / "m.safetensors")
+    child, state = load_model_file(out)
+    assert child.parent_version == child.training["init_model"] == "cli-test"
+    assert child.preprocess == parent.preprocess  # --size 96 lost to the parent's own config
+    assert [h["phase"] for h in child.training["history"]] == [3.0, 3.0]
+    assert child.training["full_epochs"] == 1 and child.metrics["test"]["images"] > 0
+    # the not-assessable statistics were refitted on the fine-tuned network's own features
+    from skinstation.inference.assessability import STATE_PREFIX
+    assert state[STATE_PREFIX + "mean"].shape == parent_state[STATE_PREFIX + "mean"].shape
+    assert not state[STATE_PREFIX + "mean"].equal(parent_state[STATE_PREFIX + "mean"])

@@ -29,3 +29,24 @@ def test_card_carries_the_files_identity_and_figures(tiny_model):
     bal = metadata.metrics["test"]["balanced_accuracy"]
     assert f"| balanced accuracy | >= 0.75 | {bal:.3f} |" in card
     assert card.endswith("## Notes\nHow the threshold was chosen.\n")
+
+
+def test_card_describes_a_full_finetune_from_a_parent_model(tiny_model):
+    import dataclasses
+
+    metadata = read_metadata(tiny_model)
+    child = dataclasses.replace(metadata, training={
+        **metadata.training, "full_epochs": 8, "full_batch_size": 8, "full_lr": 1e-4,
+        "class_weighting": "logit_adjusted", "init_model": "parent-1",
+        "seconds": {"prepare": 120.0, "full_finetune": 2400.0},
+        "parent_training": {"seconds": {"features": 600.0, "head": 30.0}}})
+    card = render_model_card(child, 1000, "rerun")
+    assert ("transfer learning:\n  starting from `parent-1` (cached trunk features, linear head, "
+            "then the last blocks fine-tuned), the whole network fine-tuned for 8 epochs on "
+            "freshly augmented images, batches of 8, lr 0.0001, logit_adjusted loss)") in card
+    assert ("Training time on 2 CPU cores: prepare 2.0 min, full_finetune 40.0 min (and its "
+            "starting model: features 10.0 min, head 0.5 min).") in card
+    plain = render_model_card(metadata, 1000, "rerun")
+    assert "transfer learning: cached trunk features, linear head, then the last blocks" \
+        in plain.replace("\n  ", " ")
+    assert "whole network" not in plain and "starting model" not in plain

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +184,21 @@ def test_starting_from_weights_needs_full_finetune_epochs(tiny_manifest, tmp_pat
                          tmp_path, log=lambda m: None, initial_state=start)
     with pytest.raises(ValueError, match="full_batch_size >= 2"):
         TrainConfig(full_epochs=1, full_batch_size=1)
+
+
+def test_initial_weights_must_fit_the_training_config():
+    from skinstation.inference.preprocessing import PreprocessConfig
+    from skinstation.training.pipeline import initial_weights
+
+    bundled = (Path(__file__).resolve().parent.parent
+               / "resources/models/skinstation-default.safetensors")
+    classes = load_taxonomy().classes
+    metadata, state = initial_weights(bundled, TrainConfig(), classes)
+    assert metadata.model_version.startswith("skinstation-default-")
+    assert state and all(k.startswith(("features.", "classifier.")) for k in state)
+    network = build_network("mobilenet_v2", 7)
+    assert set(state) == set(network.state_dict())
+    with pytest.raises(ValueError, match=r"its preprocessing .* differs from the training config"):
+        initial_weights(bundled, TrainConfig(preprocess=PreprocessConfig(size=160)), classes)
+    with pytest.raises(ValueError, match="its classes"):
+        initial_weights(bundled, TrainConfig(), list(reversed(classes)))

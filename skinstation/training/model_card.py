@@ -81,6 +81,30 @@ def floors_section(test: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _recipe(training: dict[str, Any]) -> str:
+    cached = "cached trunk features, linear head, then the last blocks fine-tuned"
+    full = training.get("full_epochs", 0)
+    if not full:
+        return cached
+    whole = (f"the whole network fine-tuned for {full} epochs on freshly augmented images, "
+             f"batches of {training.get('full_batch_size')}, lr {training.get('full_lr')}, "
+             f"{training.get('class_weighting')} loss")
+    if training.get("init_model"):
+        return f"starting from `{training['init_model']}` ({cached}), {whole}"
+    return f"{cached}, then {whole}"
+
+
+def _times(training: dict[str, Any]) -> str:
+    def minutes(seconds: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
+
+    text = minutes(training.get("seconds", {}))
+    parent = training.get("parent_training", {})
+    if parent.get("seconds"):
+        text += f" (and its starting model: {minutes(parent['seconds'])})"
+    return text
+
+
 def render_model_card(metadata: ModelMetadata, size_bytes: int, rerun: str,
                       notes: str = "") -> str:
     """The model card for ``metadata`` (figures straight from the file, ``notes`` appended)."""
@@ -96,8 +120,8 @@ clinician. Suspected skin cancer, safety referrals and indeterminate results go 
 dermatologist.
 
 ## What it is
-- Architecture: {metadata.architecture} (ImageNet weights, transfer learning: cached trunk
-  features, linear head, then the last blocks fine-tuned), {len(metadata.classes)} classes
+- Architecture: {metadata.architecture} (ImageNet weights, transfer learning:
+  {_recipe(training)}), {len(metadata.classes)} classes
   ({", ".join(metadata.classes)}), softmax outputs with temperature {_f(metadata.temperature)}.
 - Triage groups: skin cancer = mel + bcc; other skin disease = akiec (pre-cancerous) + bkl;
   benign = nv + df + vasc. The decision rule decides a group only when its probability
@@ -143,6 +167,5 @@ model file's metadata; 95% CIs are bootstrap intervals resampling lesions/patien
 ```sh
 {rerun}
 ```
-Training time on 2 CPU cores: {', '.join(f'{k} {v / 60:.1f} min'
-                                       for k, v in training.get('seconds', {}).items())}.
+Training time on 2 CPU cores: {_times(training)}.
 """ + (f"\n## Notes\n{notes.strip()}\n" if notes.strip() else "")

@@ -25,8 +25,8 @@ import numpy as np
 
 from skinstation.inference.assessability import STATISTICAL_METHODS, AssessabilityModel
 from skinstation.inference.classifier import Classifier, softmax
-from skinstation.inference.preprocessing import PreprocessConfig
 from skinstation.inference.model_file import ModelMetadata, load_model_file, save_model_file
+from skinstation.inference.preprocessing import PreprocessConfig
 from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy, load_taxonomy
 from skinstation.training.calibration import (
     fit_decision_offsets,
@@ -139,11 +139,13 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
     train = train + list(request.extra_records)
     log(f"split {request.split_path}: train {len(train)}, val {len(val)}, test {len(test)}")
 
-    parent, initial_state = request.parent_version, None
+    parent, initial_state, parent_training = request.parent_version, None, {}
     if request.init_model is not None:
         init_metadata, initial_state = initial_weights(request.init_model, request.config,
                                                        taxonomy.classes)
         parent = parent or init_metadata.model_version
+        parent_training = {k: v for k, v in init_metadata.training.items()
+                           if k not in ("history", "parent_training")}
         log(f"starting from {request.init_model} ({init_metadata.model_version})")
     result = train_classifier(train, val, taxonomy.classes, request.config,
                               request.cache_dir, log, initial_state=initial_state)
@@ -158,6 +160,7 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
         parent_version=parent,
         training={**request.config.to_dict(), "seconds": result.seconds,
                   "init_model": parent if request.init_model is not None else "",
+                  "parent_training": parent_training,
                   "history": result.history, "source": request.source,
                   "split": str(request.split_path), "train_images": len(train),
                   "extra_records": len(request.extra_records)},

@@ -48,7 +48,6 @@ from skinstation.training.progress import Log, Progress, format_seconds, print_l
 from skinstation.training.sources import Record
 
 
-
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (stored in the model file's ``training`` field)."""
