@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "validation prefers it)")
     train.add_argument("--full-epochs", type=int, default=defaults.full_epochs,
                        help="epochs of whole-network fine-tuning on freshly augmented images "
-                            "(about 4.5 min each on 2 cores)")
+                            "(about 10 min each on 2 cores)")
     train.add_argument("--full-lr", type=float, default=defaults.full_lr)
     train.add_argument("--full-batch-size", type=int, default=defaults.full_batch_size)
     train.add_argument("--full-from-block", type=int, default=defaults.full_from_block,

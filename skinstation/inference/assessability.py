@@ -21,20 +21,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 STATE_PREFIX = "assess."
 MIN_CONTRAST = 6.0
 MIN_COLOURFULNESS = 4.0
+MIN_STRUCTURE = 0.35
 STATISTICAL_METHODS = ("mahalanobis", "subspace")
 
 
 def image_problem(image: np.ndarray) -> str | None:
-    """Simple checks no skin close-up fails: a blank frame and a colourless (grey) image.
+    """Simple checks no skin close-up fails: a blank, colourless or structureless image.
 
-    A dermatoscope or clinic camera delivers colour; skin always has some chroma. These run
-    before the learned score, on the decoded RGB image.
+    A dermatoscope or clinic camera delivers colour; skin always has some chroma. A real
+    photograph's neighbouring pixels are strongly correlated (at 128 px: 0.69 or more on a
+    sample of 201 HAM10000 images, 0.57 or more on all 686 PAD-UFES-20 photos), while sensor
+    noise or a scrambled frame has almost none (0.15 or less for pixel-shuffled lesions). These
+    run before the learned score, on the decoded RGB image.
 
     Returns:
         Why the image cannot be assessed, or None.
@@ -48,7 +53,31 @@ def image_problem(image: np.ndarray) -> str | None:
     colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
     if colourfulness < MIN_COLOURFULNESS:
         return f"no colour: colourfulness {colourfulness:.1f} below {MIN_COLOURFULNESS}"
+    structure = neighbour_correlation(image)
+    if structure < MIN_STRUCTURE:
+        return (f"no image structure: neighbouring-pixel correlation {structure:.2f} below "
+                f"{MIN_STRUCTURE} (noise or a corrupted frame)")
     return None
+
+
+def neighbour_correlation(image: np.ndarray, side: int = 128) -> float:
+    """The smaller of the horizontal and vertical lag-1 correlations of the grey image.
+
+    The image is first area-averaged to ``side`` pixels on its long side, so the figure does
+    not depend on the camera's resolution. A flat image (no variance) counts as structured.
+    """
+    height, width = image.shape[:2]
+    factor = min(1.0, side / max(height, width))
+    size = (max(2, round(width * factor)), max(2, round(height * factor)))
+    grey = cv2.resize(np.ascontiguousarray(image), size,
+                      interpolation=cv2.INTER_AREA).astype(np.float64).mean(axis=2)
+
+    def correlation(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a - a.mean(), b - b.mean()
+        norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        return float((a * b).sum() / norm) if norm else 1.0
+
+    return min(correlation(grey[:, :-1], grey[:, 1:]), correlation(grey[:-1], grey[1:]))
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 Tail-only training on cached trunk features cannot adapt the early blocks to dermoscopy, and
 its augmentation is limited to the few views cached. This phase trains every block from
-``full_from_block`` on, with a new random augmentation of every image in every epoch. On
-2 CPU cores MobileNetV2 trains at about 27 images/s at 224 px in batches of 8 (against 16 in
-batches of 32: large batches' activations spill out of cache; ``bench/bench_training_batch.py``),
-so one epoch over HAM10000's training split takes about 4.5 minutes.
+``full_from_block`` on, with a new random augmentation of every image in every epoch. It is
+the slow phase: on 2 CPU cores the whole MobileNetV2 trained at 11.4 images/s at 224 px in
+batches of 8 on real, augmented HAM10000 images (augmentation is 4% of that time), so one epoch
+over HAM10000's training split takes about 10 minutes. (``bench/bench_training_batch.py``
+repeats one random batch and reports more; small batches are still faster than large ones.)
 
 BatchNorm running statistics stay frozen (batches of 8 are too small to estimate them); the
 affine parameters train. After every epoch the validation balanced accuracy decides which
