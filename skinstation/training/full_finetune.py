@@ -16,9 +16,8 @@ an interrupted run resumes at the next epoch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 
 from skinstation.inference.preprocessing import PreprocessConfig, to_model_input
 from skinstation.training.augment import augment
+from skinstation.training.checkpoints import save_checkpoint, snapshot
 from skinstation.training.metrics import balanced_accuracy
 from skinstation.training.progress import Log, Progress
 
@@ -91,7 +91,6 @@ def finetune_network(
     network: nn.Module, train_images: np.ndarray, y_train: np.ndarray,
     val_images: np.ndarray, y_val: np.ndarray, loss_fn: nn.Module, config: TrainConfig,
     checkpoint: Path | None, log: Log,
-    save: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train the network end to end for ``config.full_epochs`` epochs; keep the best state.
 
@@ -105,7 +104,6 @@ def finetune_network(
         config: Hyper-parameters (``full_*`` fields, ``augment``, ``preprocess``, ``seed``).
         checkpoint: Per-epoch checkpoint file (resumed from when present); None disables.
         log: Progress sink.
-        save: Atomic checkpoint writer (``torch.save`` + rename).
 
     Returns:
         History entries (phase 3.0), the first being the starting network's validation score.
@@ -134,7 +132,7 @@ def finetune_network(
     else:
         score = _val_score(network, val_images, y_val, config, num_classes, log, "start")
         history = [{"phase": 3.0, "epoch": -1.0, "val_balanced_accuracy": score}]
-        best = {"score": score, "state": _copy(network)}
+        best = {"score": score, "state": snapshot(network)}
     for epoch in range(first_epoch, config.full_epochs):
         rng = np.random.default_rng([config.seed, epoch])  # same epoch, same order and views
         order = rng.permutation(len(y_train))
@@ -160,9 +158,9 @@ def finetune_network(
         log(f"[full fine-tune] epoch {epoch + 1}: loss {total / len(order):.4f}, "
             f"val balanced accuracy {score:.4f} (best so far {max(best['score'], score):.4f})")
         if score > best["score"]:
-            best = {"score": score, "state": _copy(network)}
-        if checkpoint is not None and save is not None:
-            save(checkpoint, {
+            best = {"score": score, "state": snapshot(network)}
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
                 "network": network.state_dict(), "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(), "best_score": best["score"],
                 "best_state": best["state"], "history": history, "epoch": epoch,
@@ -172,10 +170,6 @@ def finetune_network(
     for parameter in network.parameters():
         parameter.requires_grad_(False)
     return history
-
-
-def _copy(network: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in network.state_dict().items()}
 
 
 def _val_score(network: nn.Module, images: np.ndarray, labels: np.ndarray, config: TrainConfig,

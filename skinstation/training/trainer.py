@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from torch import nn
 from skinstation.inference.network import Tail, Trunk, build_network, get_architecture
 from skinstation.inference.preprocessing import PreprocessConfig
 from skinstation.training.augment import AugmentConfig
+from skinstation.training.checkpoints import save_checkpoint, snapshot
 from skinstation.training.features import _key, prepared_images, trunk_feature_views
 from skinstation.training.full_finetune import finetune_network, network_outputs
 from skinstation.training.losses import (  # noqa: F401  (re-exported)
@@ -156,14 +156,6 @@ def _train_head(
     return history
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(state, temporary)
-    with open(temporary, "rb") as stream:
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
-
-
 def train_classifier(
     train: Sequence[Record], val: Sequence[Record], classes: Sequence[str],
     config: TrainConfig, cache_dir: Path | None = None, log: Log = print_log,
@@ -223,7 +215,7 @@ def train_classifier(
         checkpoint = (cache_dir / f"full-{_key(config.to_dict(), train_id, val_id, start_id)}.pt"
                       if cache_dir else None)
         history += finetune_network(network, train_images, y_train, val_images, y_val, loss_fn,
-                                    config, checkpoint, log, save=_save_checkpoint)
+                                    config, checkpoint, log)
         seconds["full_finetune"] = time.monotonic() - started
         started = time.monotonic()
         val_logits, val_pooled = network_outputs(
@@ -372,7 +364,7 @@ def _finetune(
         if epoch >= config.finetune_epochs - config.average_last:
             accumulate_weights(average, tail)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
+            save_checkpoint(checkpoint, {
                 "tail": tail.state_dict(), "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                 "best_score": best["score"], "best_state": best["state"],
@@ -386,11 +378,6 @@ def _finetune(
         tail.load_state_dict(best["state"])
     tail.eval()
     return history
-
-
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of a module's state (weights and BatchNorm statistics)."""
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def accumulate_weights(average: dict[str, Any], tail: Tail) -> None:
