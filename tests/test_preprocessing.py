@@ -65,6 +65,26 @@ def test_shades_of_gray_neutralises_a_colour_cast(image):
     assert original.max() / original.min() > 1.4
 
 
+def test_shades_of_gray_tables_give_the_per_pixel_formulas_bytes(ham_dir):
+    # the lookup tables must reproduce the float32 per-pixel computation byte for byte:
+    # models were trained and calibrated on its output
+    def per_pixel(image, power):
+        pixels = image.astype(np.float32) / 255.0
+        illuminant = np.power(np.mean(np.power(pixels, power), axis=(0, 1)), 1.0 / power)
+        gains = (1.0 / np.sqrt(3.0)) / (illuminant / float(np.sqrt(np.sum(illuminant**2))))
+        return np.clip(pixels * gains * 255.0, 0, 255).astype(np.uint8)
+
+    paths = sorted((ham_dir / "images").glob("*.jpg"))[::500]
+    assert len(paths) == 21
+    for path in paths:
+        prepared = pp.resize(pp.to_square(pp.decode_image(path), "crop"), 224)
+        for power in (6.0, 2.0):
+            np.testing.assert_array_equal(pp.shades_of_gray(prepared, power),
+                                          per_pixel(prepared, power))
+    black = np.zeros((8, 8, 3), np.uint8)
+    assert pp.shades_of_gray(black) is black  # no light to estimate: unchanged
+
+
 def test_brightness_normalisation_reaches_target(image):
     dark = (image * 0.4).astype(np.uint8)
     out = pp.normalise_brightness(dark, 120.0)

@@ -1,4 +1,7 @@
-"""Training state copies and atomic checkpoint files, shared by every training phase."""
+"""Training-state helpers shared by every training phase.
+
+State copies, atomic checkpoint files, and train mode with frozen BatchNorm statistics.
+"""
 
 from __future__ import annotations
 
@@ -22,3 +25,19 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     with open(temporary, "rb") as stream:
         os.fsync(stream.fileno())
     os.replace(temporary, path)
+
+
+def train_mode(module: nn.Module, freeze_batchnorm: bool) -> None:
+    """Put ``module`` in training mode, optionally keeping BatchNorm running statistics.
+
+    Args:
+        module: The network (or part of it) about to take optimiser steps.
+        freeze_batchnorm: Keep every ``BatchNorm2d`` in eval mode, so its running mean and
+            variance stay as they are (small CPU batches cannot estimate them); the affine
+            parameters still train.
+    """
+    module.train()
+    if freeze_batchnorm:
+        for child in module.modules():
+            if isinstance(child, nn.BatchNorm2d):
+                child.eval()

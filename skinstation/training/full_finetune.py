@@ -25,7 +25,7 @@ from torch import nn
 
 from skinstation.inference.preprocessing import PreprocessConfig, to_model_input
 from skinstation.training.augment import augment
-from skinstation.training.checkpoints import save_checkpoint, snapshot
+from skinstation.training.checkpoints import save_checkpoint, snapshot, train_mode
 from skinstation.training.metrics import balanced_accuracy
 from skinstation.training.progress import Log, Progress
 
@@ -70,13 +70,6 @@ def _freeze(network: nn.Module, from_block: int) -> list[nn.Parameter]:
         parameter.requires_grad_(True)
         trainable.append(parameter)
     return trainable
-
-
-def _train_mode(network: nn.Module) -> None:
-    network.train()
-    for module in network.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eval()  # keep running statistics; batches of 8 cannot estimate them
 
 
 def _batch(images: np.ndarray, index: np.ndarray, rng: np.random.Generator,
@@ -136,7 +129,7 @@ def finetune_network(
     for epoch in range(first_epoch, config.full_epochs):
         rng = np.random.default_rng([config.seed, epoch])  # same epoch, same order and views
         order = rng.permutation(len(y_train))
-        _train_mode(network)
+        train_mode(network, freeze_batchnorm=True)  # batches of 8 cannot estimate them
         progress = Progress(f"full fine-tune epoch {epoch + 1}/{config.full_epochs}",
                             len(order), log, unit="images", every=60.0)
         total = 0.0

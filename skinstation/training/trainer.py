@@ -34,7 +34,7 @@ from torch import nn
 from skinstation.inference.network import Tail, Trunk, build_network, get_architecture
 from skinstation.inference.preprocessing import PreprocessConfig
 from skinstation.training.augment import AugmentConfig
-from skinstation.training.checkpoints import save_checkpoint, snapshot
+from skinstation.training.checkpoints import save_checkpoint, snapshot, train_mode
 from skinstation.training.features import _key, prepared_images, trunk_feature_views
 from skinstation.training.full_finetune import finetune_network, network_outputs
 from skinstation.training.losses import (  # noqa: F401  (re-exported)
@@ -329,11 +329,7 @@ def _finetune(
     all_features = np.concatenate(views)
     all_labels = torch.from_numpy(np.tile(y_train, len(views)))
     for epoch in range(first_epoch, config.finetune_epochs):
-        tail.train()
-        if config.freeze_batchnorm:  # small CPU batches: keep ImageNet running statistics
-            for module in tail.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.eval()
+        train_mode(tail, config.freeze_batchnorm)  # small CPU batches: keep ImageNet statistics
         order = torch.randperm(len(all_labels), generator=generator)
         progress = Progress(f"fine-tune epoch {epoch + 1}/{config.finetune_epochs}",
                             len(order), log, unit="samples", every=30.0)
