@@ -139,8 +139,9 @@ dermatologist.
 
 ## Data and licence
 Trained on HAM10000 (ISIC 2018 Task 3 training set, 10,015 dermoscopic images, 7,470 lesions),
-split by lesion into train/validation/test (`{training.get('split', '')}`, seed
-{training.get('seed', '')}); {training.get('train_images', '')} training images. HAM10000 is
+split by lesion into train/validation/test (`{training.get('split', '')}`, made once and reused
+by every run; its seed is in the file's JSON sidecar); {training.get('train_images', '')}
+training images, training seed {training.get('seed', '')}. HAM10000 is
 licensed **CC BY-NC 4.0**: this model inherits the **non-commercial** restriction.
 PAD-UFES-20 (CC BY 4.0, smartphone photos) is used only for evaluation (never trained on),
 to measure the shift from dermoscopy to clinic cameras.
