@@ -85,6 +85,18 @@ def test_shades_of_gray_tables_give_the_per_pixel_formulas_bytes(ham_dir):
     assert pp.shades_of_gray(black) is black  # no light to estimate: unchanged
 
 
+def test_shades_of_gray_refuses_what_its_tables_cannot_index(image):
+    with pytest.raises(ValueError, match=r"needs an \(H, W, 3\) uint8 RGB image, got "
+                                         r"\(150, 200, 3\) uint16"):
+        pp.shades_of_gray(image.astype(np.uint16) * 256)
+    with pytest.raises(ValueError, match=r"got \(150, 200\) uint8"):
+        pp.shades_of_gray(image[..., 0])
+    with pytest.raises(ValueError, match=r"power must be > 0, got 0\.0"):
+        pp.shades_of_gray(image, power=0.0)
+    with pytest.raises(ValueError, match="sog_power must be > 0, got -1"):
+        pp.PreprocessConfig(sog_power=-1)
+
+
 def test_brightness_normalisation_reaches_target(image):
     dark = (image * 0.4).astype(np.uint8)
     out = pp.normalise_brightness(dark, 120.0)

@@ -84,6 +84,8 @@ class PreprocessConfig:
             raise ValueError(f"unknown colour constancy {self.color_constancy!r}")
         if self.hair_kernel < 3 or self.hair_kernel % 2 == 0:
             raise ValueError(f"hair_kernel must be odd and >= 3, got {self.hair_kernel}")
+        if not self.sog_power > 0:
+            raise ValueError(f"sog_power must be > 0, got {self.sog_power}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (stored in model files)."""
@@ -238,7 +240,15 @@ def shades_of_gray(image: np.ndarray, power: float = 6.0) -> np.ndarray:
     Both per-pixel steps go through 256-entry tables (the image is uint8), which gives the
     same bytes as computing ``(v / 255) ** power`` and ``v / 255 × gain × 255`` per pixel in
     float32, at less than half the cost.
+
+    Raises:
+        ValueError: If the image is not (H, W, 3) uint8 or ``power`` is not positive.
     """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError("shades of gray needs an (H, W, 3) uint8 RGB image, got "
+                         f"{image.shape} {image.dtype}")
+    if not power > 0:
+        raise ValueError(f"shades of gray power must be > 0, got {power}")
     levels = np.arange(256, dtype=np.float32) / 255.0
     powered = np.power(levels, power)[image]
     illuminant = np.power(np.mean(powered, axis=(0, 1)), 1.0 / power)

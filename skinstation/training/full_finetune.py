@@ -25,9 +25,9 @@ from torch import nn
 
 from skinstation.inference.preprocessing import PreprocessConfig, to_model_input
 from skinstation.training.augment import augment
-from skinstation.training.checkpoints import save_checkpoint, snapshot, train_mode
 from skinstation.training.metrics import balanced_accuracy
 from skinstation.training.progress import Log, Progress
+from skinstation.training.state import save_checkpoint, snapshot, train_mode
 
 if TYPE_CHECKING:
     from skinstation.training.trainer import TrainConfig

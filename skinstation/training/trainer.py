@@ -34,7 +34,6 @@ from torch import nn
 from skinstation.inference.network import Tail, Trunk, build_network, get_architecture
 from skinstation.inference.preprocessing import PreprocessConfig
 from skinstation.training.augment import AugmentConfig
-from skinstation.training.checkpoints import save_checkpoint, snapshot, train_mode
 from skinstation.training.features import _key, prepared_images, trunk_feature_views
 from skinstation.training.full_finetune import finetune_network, network_outputs
 from skinstation.training.losses import (  # noqa: F401  (re-exported)
@@ -46,6 +45,7 @@ from skinstation.training.losses import (  # noqa: F401  (re-exported)
 from skinstation.training.metrics import balanced_accuracy
 from skinstation.training.progress import Log, Progress, format_seconds, print_log
 from skinstation.training.sources import Record
+from skinstation.training.state import save_checkpoint, snapshot, train_mode
 
 
 @dataclass

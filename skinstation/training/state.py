@@ -1,6 +1,8 @@
-"""Training-state helpers shared by every training phase.
+"""A network's training state, shared by every training phase.
 
-State copies, atomic checkpoint files, and train mode with frozen BatchNorm statistics.
+Copies of its weights and statistics (:func:`snapshot`), atomic checkpoint files
+(:func:`save_checkpoint`), and its train mode with BatchNorm statistics kept frozen
+(:func:`train_mode`).
 """
 
 from __future__ import annotations
