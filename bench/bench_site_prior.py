@@ -8,7 +8,9 @@ Runs the model once over the HAM10000 validation and test splits (outputs cached
 split (3 seeds), the model's own decision (temperature + melanoma-protected offsets refitted
 on 4 folds) with the same decision after adding metadata prior offsets
 ``w · (log p(y | value) − log p(y))`` counted on the training split. Prints the mean
-cross-validated balanced accuracy per weight. The protocol and its adoption rule are
+cross-validated balanced accuracy per weight, then compares decision-offset fitters (today's
+coordinate ascent, raising the protected classes only, ascent with a larger minimum gain) by
+held-out balanced accuracy and per-class sensitivity. The protocol and its adoption rule are
 pre-registered in resources/models/MODEL_CARD.notes.md; the test split is not read here.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +27,7 @@ from skinstation.inference.classifier import Classifier, predicted_classes, soft
 from skinstation.resources import DEFAULT_MODEL_PATH, RESOURCES_DIR
 from skinstation.training.calibration import fit_decision_offsets
 from skinstation.training.evaluation import age_band, run_model
-from skinstation.training.metrics import balanced_accuracy
+from skinstation.training.metrics import balanced_accuracy, confusion_matrix, sensitivities
 from skinstation.training.sources import Record, load_source
 from skinstation.training.splits import load_split
 
@@ -59,19 +62,31 @@ def folds(groups: Sequence[str], n: int, seed: int) -> np.ndarray:
     return np.array([fold_of[g] for g in groups])
 
 
-def cv_score(scaled: np.ndarray, labels: np.ndarray, groups: Sequence[str],
-             protected: dict[int, float], k: int, seeds: Sequence[int] = (0, 1, 2)) -> float:
-    """Mean held-out balanced accuracy with offsets refitted on the other folds."""
-    scores = []
+def cv_scores(scaled: np.ndarray, labels: np.ndarray, groups: Sequence[str],
+              protected: dict[int, float], k: int, seeds: Sequence[int] = (0, 1, 2),
+              **fitter: Any) -> tuple[float, np.ndarray]:
+    """Mean held-out balanced accuracy and per-class sensitivity, offsets refitted per fold.
+
+    ``fitter`` goes to ``fit_decision_offsets`` (e.g. ``rounds=0``: raise protected classes
+    only; ``min_gain=0.01``: fewer coordinate-ascent moves).
+    """
+    scores, per_class = [], []
+    probs = softmax(scaled)
     for seed in seeds:
         fold = folds(groups, 5, seed)
         for f in range(5):
             fit, held = fold != f, fold == f
-            probs = softmax(scaled)
-            offsets = fit_decision_offsets(probs[fit], labels[fit], protected)
-            scores.append(balanced_accuracy(labels[held],
-                                            predicted_classes(probs[held], offsets), k))
-    return float(np.mean(scores))
+            offsets = fit_decision_offsets(probs[fit], labels[fit], protected, **fitter)
+            predicted = predicted_classes(probs[held], offsets)
+            scores.append(balanced_accuracy(labels[held], predicted, k))
+            per_class.append(sensitivities(confusion_matrix(labels[held], predicted, k)))
+    return float(np.mean(scores)), np.nanmean(per_class, axis=0)
+
+
+def cv_score(scaled: np.ndarray, labels: np.ndarray, groups: Sequence[str],
+             protected: dict[int, float], k: int) -> float:
+    """Mean held-out balanced accuracy of today's offset fitter."""
+    return cv_scores(scaled, labels, groups, protected, k)[0]
 
 
 def main() -> None:
@@ -113,6 +128,16 @@ def main() -> None:
                         for f in factors)
             row.append(f"w={w:.2f} {cv_score(base + w * shift, labels, groups, protected, k):.4f}")
         print(f"{combo:>13}: " + "  ".join(row))
+    fitters: dict[str, dict[str, Any]] = {
+        "(a) raise protected + ascent (today)": {},
+        "(b) raise protected only": {"rounds": 0},
+        "(c) ascent with min gain 0.01": {"min_gain": 0.01},
+    }
+    print("decision-offset fitters (no metadata), held-out means:")
+    for name, fitter in fitters.items():
+        score, per_class = cv_scores(base, labels, groups, protected, k, **fitter)
+        print(f"  {name}: balanced accuracy {score:.4f}; "
+              + " ".join(f"{c} {v:.3f}" for c, v in zip(classes, per_class, strict=True)))
 
 
 if __name__ == "__main__":

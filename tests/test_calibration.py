@@ -123,3 +123,19 @@ def test_unreachable_minimum_never_lowers_the_protected_class():
     probs[70:80] = [0.98, 0.01, 0.01]  # log-ratio 4.6: beyond the 3.0 the search may raise to
     offsets = fit_decision_offsets(probs, labels, {1: 1.0})
     assert offsets[1] == 3.0
+
+
+def test_by_default_only_protected_classes_get_an_offset():
+    from skinstation.training.calibration import fit_decision_offsets
+
+    rng = np.random.default_rng(5)
+    labels = rng.choice(4, size=2000, p=[0.6, 0.2, 0.1, 0.1])
+    logits = rng.normal(0, 1.0, (2000, 4))
+    logits[np.arange(2000), labels] += 1.0
+    logits[:, 0] += 1.5
+    probs = softmax(logits)
+    offsets = fit_decision_offsets(probs, labels, {3: 0.7})
+    assert offsets[3] > 0 and np.count_nonzero(offsets) == 1
+    # with ascent the unprotected minority classes move too (the behaviour it overfits with)
+    searched = fit_decision_offsets(probs, labels, {3: 0.7}, rounds=3)
+    assert np.count_nonzero(searched[:3]) >= 1
