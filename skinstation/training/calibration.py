@@ -105,10 +105,10 @@ def fit_decision_offsets(
 
     Starting from plain argmax, the offsets of the protected classes are raised until each
     reaches its minimum validation sensitivity (missing a melanoma costs more than a false
-    alarm); then coordinate ascent adjusts every offset on ``grid`` while balanced accuracy
-    improves by at least ``min_gain`` and the minimums still hold (if a minimum cannot be
-    reached, the protected class keeps at least the offset it was raised to). Fitted on
-    validation only.
+    alarm). With ``rounds`` > 0, coordinate ascent then adjusts every offset on ``grid`` while
+    balanced accuracy improves by at least ``min_gain`` and the minimums still hold (if a
+    minimum cannot be reached, the protected class keeps at least the offset it was raised
+    to). Fitted on validation only.
 
     The ascent is off by default (``rounds=0``: only the protected classes move). On the
     HAM10000 validation split (about 20 images of df and of vasc) it overfitted: 5-fold
@@ -124,7 +124,7 @@ def fit_decision_offsets(
         min_gain: Smallest balanced-accuracy gain that moves an offset.
 
     Returns:
-        Offsets (K,); zeros if no constraint is given and argmax is already best.
+        Offsets (K,); zeros if no constraint is given (and no ascent round moved one).
     """
     from skinstation.inference.classifier import predicted_classes
     from skinstation.training.metrics import confusion_matrix, sensitivities
