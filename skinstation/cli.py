@@ -52,6 +52,14 @@ def _rate(text: str) -> float:
     return value
 
 
+def _input_size(text: str) -> int:
+    """An argparse type: an input size in pixels the preprocessing accepts (>= 16)."""
+    value = int(text)
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"must be at least 16 px, got {text}")
+    return value
+
+
 def _averaged_epochs(text: str) -> int:
     """An argparse type: 0 (no weight averaging) or at least 2 epochs."""
     value = int(text)
@@ -111,7 +119,7 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
         Path(args.model), _resolve_source(args.data, settings), Path(args.split),
         Path(args.out), _pairs(args.min_sensitivity), args.target_sensitivity,
         [_resolve_source(s, settings) for s in args.eval], false_rejection=args.false_rejection,
-        assessability_method=args.assessability_method or None)
+        assessability_method=args.assessability_method or None, size=args.size)
     print(f"saved {args.out} (version {metadata.model_version})")
     return 0
 
@@ -314,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("--assessability-method", default="",
                        choices=["", "subspace", "mahalanobis"],
                        help="switch the not-assessable score (refits its threshold)")
+    recal.add_argument("--size", type=_input_size, default=None,
+                       help="input size (px) at inference; refits the not-assessable threshold")
     recal.set_defaults(handler=cmd_recalibrate)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model on a data source")

@@ -38,6 +38,40 @@ def test_train_prints_progress_and_saves_a_model(trained):
     assert (folder / "split.csv").is_file() and (folder / "split.json").is_file()
 
 
+def test_recalibrate_at_another_input_size(trained, ham_dir, tmp_path):
+    from skinstation.inference.classifier import Classifier
+    from skinstation.inference.model_file import load_model_file
+    from skinstation.inference.preprocessing import decode_image
+
+    folder, _ = trained
+    out = tmp_path / "size256.safetensors"
+    result = run("recalibrate", "--model", str(folder / "m.safetensors"), "--data",
+                 f"manifest:{folder / 'cases.csv'}", "--split", str(folder / "split.csv"),
+                 "--out", str(out), "--size", "256")
+    assert result.returncode == 0, result.stderr
+    assert "input size 224 -> 256 px" in result.stderr
+    before, before_state = load_model_file(folder / "m.safetensors")
+    after, after_state = load_model_file(out)
+    assert before.preprocess["size"] == 224 and after.preprocess["size"] == 256
+    assert after.training["preprocess"]["size"] == 224  # what the network trained on
+    assert {k: v for k, v in after.preprocess.items() if k != "size"} == {
+        k: v for k, v in before.preprocess.items() if k != "size"}
+    for name, tensor in before_state.items():
+        assert after_state[name].equal(tensor)
+    # the features move with the size, so the not-assessable threshold is refitted
+    assert "assessability threshold" in result.stderr
+    assert after.assessability["false_rejection_target"] == 0.03
+    assert after.assessability["threshold"] != before.assessability["threshold"]
+    classifier = Classifier.load(out, warm_up=False)
+    assert classifier.preprocess_config.size == 256
+    image = decode_image(next(ham_dir.glob("images/*.jpg")))
+    prediction = classifier.classify(image)  # the station's path, at 256 px
+    assert prediction.model_version == after.model_version and prediction.seconds > 0
+    refused = run("recalibrate", "--model", str(folder / "m.safetensors"), "--out",
+                  str(tmp_path / "never.safetensors"), "--size", "8")
+    assert refused.returncode == 2 and "must be at least 16 px, got 8" in refused.stderr
+
+
 def test_evaluate_on_a_manifest_writes_report(trained, ham_dir, tmp_path):
     folder, _ = trained
     holdout = write_manifest(tmp_path / "holdout.csv", ham_dir, per_class=2, offset=6)

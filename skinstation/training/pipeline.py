@@ -224,15 +224,19 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
                       eval_sources: Sequence[str] = (), report_dir: Path | None = None,
                       log: Log = print_log,
                       false_rejection: float | None = None,
-                      assessability_method: str | None = None) -> ModelMetadata:
+                      assessability_method: str | None = None,
+                      size: int | None = None) -> ModelMetadata:
     """Refit a trained model's operating points on validation, without retraining.
 
     Temperature, referral threshold and decision offsets are refitted on the validation split;
     the weights and the assessability statistics are kept (its threshold is refitted on
     validation when ``false_rejection`` is given, and its score switched to another method that
-    uses the same stored statistics when ``assessability_method`` is). The model is then
-    re-evaluated on the locked test split (and ``eval_sources``) and saved to ``output`` as a
-    new version.
+    uses the same stored statistics when ``assessability_method`` is). ``size`` changes the
+    input size the network sees at inference (a network trained with random-scale crops can
+    do better slightly above its training size); the not-assessable threshold is then refitted
+    too, at its stored validation rejection rate, and the training size stays recorded in
+    ``training``. The model is then re-evaluated on the locked test split (and
+    ``eval_sources``) and saved to ``output`` as a new version.
     """
     if false_rejection is not None and not 0 <= false_rejection < 1:
         raise ValueError(f"false rejection rate must be in [0, 1), got {false_rejection}")
@@ -240,6 +244,12 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
         raise ValueError(f"unknown assessability method {assessability_method!r}")
     taxonomy = load_taxonomy()
     metadata, state = load_model_file(model)
+    if size is not None and size != metadata.preprocess["size"]:
+        log(f"input size {metadata.preprocess['size']} -> {size} px")
+        preprocess = PreprocessConfig.from_dict({**metadata.preprocess, "size": size})
+        metadata = dataclasses.replace(metadata, preprocess=preprocess.to_dict())
+        if false_rejection is None:  # the features move with the input size
+            false_rejection = float(metadata.assessability.get("false_rejection_target", 0.03))
     records, report = load_source(source)
     log(report.summary())
     split = load_split(split_path, records)
