@@ -235,8 +235,10 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
     input size the network sees at inference (a network trained with random-scale crops can
     do better slightly above its training size); the not-assessable threshold is then refitted
     too, at its stored validation rejection rate, and the training size stays recorded in
-    ``training``. The model is then re-evaluated on the locked test split (and
-    ``eval_sources``) and saved to ``output`` as a new version.
+    ``training``. Every other preprocessing parameter is kept as it is (the hair-removal
+    kernel is in model-input pixels, so it then covers a slightly smaller part of the image).
+    The model is then re-evaluated on the locked test split (and ``eval_sources``) and saved
+    to ``output`` as a new version.
     """
     if false_rejection is not None and not 0 <= false_rejection < 1:
         raise ValueError(f"false rejection rate must be in [0, 1), got {false_rejection}")
