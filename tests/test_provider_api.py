@@ -52,9 +52,17 @@ class Case:
     prediction: Prediction
 
 
-def _clear_of_edges(prediction: Prediction, margin: float = 1e-4) -> bool:
-    """True unless a group probability lies within ``margin`` of the rule's 0.5 or of the
-    referral threshold (validation images of the tiny model sit exactly on its threshold)."""
+def _clear_of_edges(prediction: Prediction, assessability_threshold: float | None,
+                    margin: float = 1e-4) -> bool:
+    """True unless a score lies within ``margin`` of a threshold it is compared with: the
+    assessability score of the not-assessable threshold, a group probability of the rule's 0.5
+    or of the referral threshold. Thresholds are fitted on the tiny model's validation images,
+    so one of them sits exactly on each; the engine (one torch thread) and the station (two)
+    compute its score about 1e-9 apart, and the answer flips either way."""
+    score = prediction.assessability_score
+    if (score is not None and assessability_threshold is not None
+            and abs(score - assessability_threshold) <= margin):
+        return False
     if not prediction.assessable:
         return True
     edges = [0.5] + ([prediction.referral_threshold]
@@ -73,7 +81,7 @@ def cases(tiny_model: Path, tiny_manifest: Path, ham_dir: Path) -> dict[str, lis
     found: dict[str, list[Case]] = {"assessable": [], "not_assessable": []}
     for path in paths:
         prediction = classifier.classify(decode_image(path))
-        if not _clear_of_edges(prediction):
+        if not _clear_of_edges(prediction, classifier.assessability.threshold):
             continue  # compared to 1e-5 below: a probability on a threshold could flip either way
         bucket = found["assessable" if prediction.assessable else "not_assessable"]
         bucket.append(Case(path.read_bytes(), prediction))
