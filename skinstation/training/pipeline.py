@@ -250,7 +250,8 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
         log(f"input size {metadata.preprocess['size']} -> {size} px")
         preprocess = PreprocessConfig.from_dict({**metadata.preprocess, "size": size})
         metadata = dataclasses.replace(metadata, preprocess=preprocess.to_dict())
-        if false_rejection is None:  # the features move with the input size
+        statistical = metadata.assessability.get("method") in STATISTICAL_METHODS
+        if false_rejection is None and statistical:  # the features move with the input size
             false_rejection = float(metadata.assessability.get("false_rejection_target", 0.03))
     records, report = load_source(source)
     log(report.summary())
