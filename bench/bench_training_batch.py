@@ -4,14 +4,17 @@ Usage: .venv/bin/python bench/bench_training_batch.py [--data-dir ../shared/data
 
 Prints, for the ImageNet MobileNetV2: images/s of the frozen trunk (blocks 0-13, what feature
 caching runs) and training samples/s (forward + backward + AdamW step) of the tail on cached
-trunk features and of the whole network on 224 px images, each at several batch sizes. On
-2 cores the network is much slower per image in large batches (activations leave the cache).
+trunk features and of the whole network on 224 px images, each at several batch sizes, then
+of the network with its first blocks frozen (``--full-from-block``). On 2 cores the network is
+much slower per image in large batches (activations leave the cache).
 
 Each rate repeats one fixed batch, so it is an upper bound, good for comparing batch sizes but
 not for planning a run: the whole-network phase on freshly augmented HAM10000 images (new
 inputs every step, augmentation, the data loop) measured 10.7 images/s in a real run on this
-machine against about 26.7 images/s here for batches of 8. Plan from the real run's progress
-lines (they print images/s and an ETA).
+machine against about 26.7 images/s here for batches of 8. With blocks 0-3 frozen a real run
+trained at 19-20 images/s on a day when this script gave 23.3 for that and 17.0 for the whole
+network (batches of 8). Plan from the
+real run's progress lines (they print images/s and an ETA).
 """
 
 from __future__ import annotations
@@ -81,6 +84,12 @@ def main() -> None:
         rate = _rate(_training_step(network, (3, config.size, config.size), batch), batch,
                      max(2, 64 // batch))
         print(f"whole-network training (224 px), batches of {batch}: {rate:.1f} samples/s")
+    for frozen in (2, 4):  # --full-from-block: no backward pass through the large early maps
+        for index, block in enumerate(network.features):
+            block.requires_grad_(index >= frozen)
+        rate = _rate(_training_step(network, (3, config.size, config.size), 8), 8, 8)
+        print(f"training blocks {frozen} on (0-{frozen - 1} frozen), batches of 8: "
+              f"{rate:.1f} samples/s")
 
 
 if __name__ == "__main__":
