@@ -13,8 +13,8 @@ not for planning a run: the whole-network phase on freshly augmented HAM10000 im
 inputs every step, augmentation, the data loop) measured 10.7 images/s in a real run on this
 machine against about 26.7 images/s here for batches of 8. With blocks 0-3 frozen a real run
 trained at 19-20 images/s on a day when this script gave 23.3 for that and 17.0 for the whole
-network (batches of 8). Plan from the
-real run's progress lines (they print images/s and an ETA).
+network (batches of 8). Plan from the real run's progress lines (they print images/s and an
+ETA).
 """
 
 from __future__ import annotations
