@@ -115,11 +115,16 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     from skinstation.training.pipeline import recalibrate_model
 
     settings = _settings(args)
-    metadata = recalibrate_model(
-        Path(args.model), _resolve_source(args.data, settings), Path(args.split),
-        Path(args.out), _pairs(args.min_sensitivity), args.target_sensitivity,
-        [_resolve_source(s, settings) for s in args.eval], false_rejection=args.false_rejection,
-        assessability_method=args.assessability_method or None, size=args.size)
+    try:
+        metadata = recalibrate_model(
+            Path(args.model), _resolve_source(args.data, settings), Path(args.split),
+            Path(args.out), _pairs(args.min_sensitivity), args.target_sensitivity,
+            [_resolve_source(s, settings) for s in args.eval],
+            false_rejection=args.false_rejection,
+            assessability_method=args.assessability_method or None, size=args.size)
+    except ValueError as exc:  # a request this model cannot take (e.g. no statistics to refit)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"saved {args.out} (version {metadata.model_version})")
     return 0
 

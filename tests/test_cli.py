@@ -1,5 +1,6 @@
 """The CLI end to end, as a user runs it (subprocesses), on real images."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -70,6 +71,31 @@ def test_recalibrate_at_another_input_size(trained, ham_dir, tmp_path):
     refused = run("recalibrate", "--model", str(folder / "m.safetensors"), "--out",
                   str(tmp_path / "never.safetensors"), "--size", "8")
     assert refused.returncode == 2 and "must be at least 16 px, got 8" in refused.stderr
+
+
+def test_recalibrate_a_model_without_assessability_statistics(trained, tmp_path):
+    from skinstation.inference.assessability import STATE_PREFIX
+    from skinstation.inference.model_file import load_model_file, save_model_file
+
+    folder, _ = trained
+    metadata, state = load_model_file(folder / "m.safetensors")
+    bare = tmp_path / "bare.safetensors"
+    save_model_file(bare, {k: v for k, v in state.items() if not k.startswith(STATE_PREFIX)},
+                    dataclasses.replace(metadata, assessability={"method": "none",
+                                                                 "threshold": None}))
+    data = ("--data", f"manifest:{folder / 'cases.csv'}", "--split", str(folder / "split.csv"))
+    refused = run("recalibrate", "--model", str(bare), *data,
+                  "--out", str(tmp_path / "never.safetensors"), "--false-rejection", "0.05")
+    assert refused.returncode == 1
+    assert "has no assessability statistics to refit a threshold on" in refused.stderr
+    assert "[evaluate]" not in refused.stderr  # refused before the validation pass
+    assert not (tmp_path / "never.safetensors").exists()
+    resized = run("recalibrate", "--model", str(bare), *data,
+                  "--out", str(tmp_path / "bare256.safetensors"), "--size", "256")
+    assert resized.returncode == 0, resized.stderr
+    assert "assessability threshold" not in resized.stderr  # nothing to refit
+    after, _ = load_model_file(tmp_path / "bare256.safetensors")
+    assert after.preprocess["size"] == 256 and after.assessability["method"] == "none"
 
 
 def test_evaluate_on_a_manifest_writes_report(trained, ham_dir, tmp_path):

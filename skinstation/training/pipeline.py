@@ -246,11 +246,14 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
         raise ValueError(f"unknown assessability method {assessability_method!r}")
     taxonomy = load_taxonomy()
     metadata, state = load_model_file(model)
+    statistical = metadata.assessability.get("method") in STATISTICAL_METHODS
+    if (false_rejection is not None or assessability_method is not None) and not statistical:
+        # said now, not after the minutes-long validation pass
+        raise ValueError(f"{model} has no assessability statistics to refit a threshold on")
     if size is not None and size != metadata.preprocess["size"]:
         log(f"input size {metadata.preprocess['size']} -> {size} px")
         preprocess = PreprocessConfig.from_dict({**metadata.preprocess, "size": size})
         metadata = dataclasses.replace(metadata, preprocess=preprocess.to_dict())
-        statistical = metadata.assessability.get("method") in STATISTICAL_METHODS
         if false_rejection is None and statistical:  # the features move with the input size
             false_rejection = float(metadata.assessability.get("false_rejection_target", 0.03))
     records, report = load_source(source)
@@ -268,8 +271,6 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
         false_rejection = float(assessability.get("false_rejection_target", 0.03))
     if false_rejection is not None:
         assess = plain_classifier.assessability
-        if assess.method not in STATISTICAL_METHODS:
-            raise ValueError(f"{model} has no assessability statistics to refit a threshold on")
         if assessability_method is not None:
             assess.method = assessability["method"] = assessability_method
         scores = np.array(assess.scores(val_outputs.pooled, val_outputs.logits), np.float64)
