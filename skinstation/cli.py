@@ -60,56 +60,6 @@ def _input_size(text: str) -> int:
     return value
 
 
-def _averaged_epochs(text: str) -> int:
-    """An argparse type: 0 (no weight averaging) or at least 2 epochs."""
-    value = int(text)
-    if value < 0 or value == 1:
-        raise argparse.ArgumentTypeError(f"must be 0 (off) or at least 2, got {text}")
-    return value
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train, calibrate, evaluate and save a model file."""
-    from skinstation.inference.preprocessing import PreprocessConfig
-    from skinstation.training.pipeline import BuildRequest, build_model
-    from skinstation.training.trainer import TrainConfig
-
-    settings = _settings(args)
-    preprocess = PreprocessConfig(size=args.size, square=args.square,
-                                  hair_removal=not args.no_hair_removal)
-    architecture = args.architecture
-    if args.init_model:  # the starting model's own preprocessing travels with its weights
-        from skinstation.inference.model_file import read_metadata
-
-        parent = read_metadata(args.init_model)
-        preprocess = PreprocessConfig.from_dict(parent.preprocess)
-        architecture = parent.architecture
-    config = TrainConfig(
-        architecture=architecture, preprocess=preprocess, views=args.views,
-        head_epochs=args.head_epochs, finetune_epochs=args.epochs, seed=args.seed,
-        threads=args.threads, class_weighting=args.class_weighting,
-        trunk_blocks=args.trunk_blocks, finetune_lr=args.lr,
-        label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
-        freeze_batchnorm=args.freeze_batchnorm, feature_flips=args.feature_flips,
-        average_last=args.average_last, full_epochs=args.full_epochs, full_lr=args.full_lr,
-        full_batch_size=args.full_batch_size, full_from_block=args.full_from_block,
-    )
-    request = BuildRequest(
-        source=_resolve_source(args.data, settings), split_path=Path(args.split),
-        output=Path(args.out), config=config,
-        eval_sources=[_resolve_source(s, settings) for s in args.eval],
-        target_sensitivity=args.target_sensitivity, false_rejection=args.false_rejection,
-        min_sensitivity=_pairs(args.min_sensitivity),
-        report_dir=Path(args.report) if args.report else None, version=args.version,
-        cache_dir=Path(args.cache) if args.cache else settings.cache_dir / "features",
-        init_model=Path(args.init_model) if args.init_model else None,
-    )
-    metadata = build_model(request)
-    print(f"saved {args.out} (version {metadata.model_version}, sha256 "
-          f"{metadata.content_sha256[:16]}…)")
-    return 0
-
-
 def cmd_recalibrate(args: argparse.Namespace) -> int:
     """Refit a model's operating points on validation and save it as a new version."""
     from skinstation.training.pipeline import recalibrate_model
@@ -250,67 +200,15 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from skinstation.training.trainer import CLASS_WEIGHTINGS, TrainConfig
+    from skinstation.cli_train import register_train_command
+    from skinstation.training.trainer import TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="skinstation", description=__doc__)
     parser.add_argument("--data-dir", help="root of the image data (e.g. ../shared/data)")
     commands = parser.add_subparsers(dest="command")
 
-    train = commands.add_parser("train", help="train and evaluate a model file")
-    train.add_argument("--data", default="ham10000:ham10000",
-                       help="source spec, e.g. ham10000:../shared/data/ham10000")
-    train.add_argument("--split", default="resources/splits/ham10000.csv")
-    train.add_argument("--out", required=True, help="model file to write (.safetensors)")
-    train.add_argument("--eval", action="append", default=[],
-                       help="extra source evaluated in full (repeatable)")
-    train.add_argument("--architecture", default="mobilenet_v2")
-    train.add_argument("--size", type=int, default=defaults.preprocess.size)
-    train.add_argument("--square", default="crop", choices=["crop", "pad", "stretch"])
-    train.add_argument("--no-hair-removal", action="store_true")
-    train.add_argument("--views", type=int, default=defaults.views,
-                       help="augmented views per image")
-    train.add_argument("--head-epochs", type=int, default=30)
-    train.add_argument("--epochs", type=int, default=defaults.finetune_epochs,
-                       help="fine-tuning epochs")
-    train.add_argument("--trunk-blocks", type=int, default=defaults.trunk_blocks,
-                       help="feature blocks in the cached, frozen trunk (0: architecture default)")
-    train.add_argument("--lr", type=float, default=defaults.finetune_lr,
-                       help="fine-tuning learning rate")
-    train.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    train.add_argument("--freeze-batchnorm", action="store_true",
-                       help="keep ImageNet BatchNorm statistics while fine-tuning")
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--class-weighting", default=defaults.class_weighting,
-                       choices=list(CLASS_WEIGHTINGS),
-                       help="imbalance handling: loss weights, or logit-adjusted loss")
-    train.add_argument("--feature-flips", action="store_true",
-                       default=defaults.feature_flips,
-                       help="random rot90/mirror of cached trunk feature maps while fine-tuning")
-    train.add_argument("--average-last", type=_averaged_epochs, default=defaults.average_last,
-                       help="average the last N fine-tuning epochs' weights (kept if "
-                            "validation prefers it)")
-    train.add_argument("--full-epochs", type=int, default=defaults.full_epochs,
-                       help="epochs of whole-network fine-tuning on freshly augmented images "
-                            "(about 10 min each on 2 cores)")
-    train.add_argument("--full-lr", type=float, default=defaults.full_lr)
-    train.add_argument("--full-batch-size", type=int, default=defaults.full_batch_size)
-    train.add_argument("--full-from-block", type=int, default=defaults.full_from_block,
-                       help="first feature block trained by the full fine-tune")
-    train.add_argument("--init-model", default="",
-                       help="start from this model file's weights (and preprocessing): only "
-                            "the full fine-tune runs; the model becomes the parent version")
-    train.add_argument("--target-sensitivity", type=float, default=0.95)
-    train.add_argument("--min-sensitivity", action="append", default=[], metavar="CODE=VALUE",
-                       help="cost-sensitive decision: minimum validation sensitivity of a "
-                            "class, e.g. mel=0.8 (repeatable)")
-    train.add_argument("--false-rejection", type=_rate, default=0.03)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--threads", type=int, default=2)
-    train.add_argument("--version", default="")
-    train.add_argument("--report", default="", help="report folder (default <out>.reports)")
-    train.add_argument("--cache", default="", help="feature cache folder")
-    train.set_defaults(handler=cmd_train)
+    register_train_command(commands, defaults)
 
     recal = commands.add_parser("recalibrate",
                                 help="refit temperature, referral threshold and decision "
@@ -388,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``skinstation`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -395,11 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from skinstation.camera import CameraError, IlluminatorError
     from skinstation.inference.model_file import ModelFileError
     from skinstation.storage import StorageError
+    from skinstation.training.runs import RunError
     from skinstation.training.sources import DataSourceError
     from skinstation.training.splits import SplitError
 
     expected = (ModelFileError, DataSourceError, SplitError, FileNotFoundError, AuthError,
-                CameraError, IlluminatorError, StorageError)
+                CameraError, IlluminatorError, StorageError, RunError)
     try:
         return args.handler(args)
     except expected as exc:

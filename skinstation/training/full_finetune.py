@@ -11,13 +11,24 @@ repeats one random batch and reports more; small batches are still faster than l
 BatchNorm running statistics stay frozen (batches of 8 are too small to estimate them); the
 affine parameters train. After every epoch the validation balanced accuracy decides which
 state is kept (the starting network competes too), and a checkpoint is written atomically so
-an interrupted run resumes at the next epoch.
+an interrupted run resumes at the next epoch; a stop request (SIGTERM) checkpoints at the
+next batch boundary, and the run resumes inside that epoch.
+
+Every random choice is a function of ``(seed, epoch, image)`` or ``(seed, epoch, step)``,
+never of what ran before: a resumed run takes exactly the steps the uninterrupted one would,
+and the same loop runs data-parallel (``LoopContext.rank``/``world``): each process takes its
+share of every global batch, the summed gradients are all-reduced, and every process takes
+the same optimiser step. With frozen BatchNorm that is the single-process step (up to
+floating-point summation order and the dropout masks).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -25,6 +36,7 @@ from torch import nn
 
 from skinstation.inference.preprocessing import PreprocessConfig, to_model_input
 from skinstation.training.augment import augment
+from skinstation.training.losses import per_sample_loss
 from skinstation.training.metrics import balanced_accuracy
 from skinstation.training.progress import Log, Progress
 from skinstation.training.state import save_checkpoint, snapshot, train_mode
@@ -58,6 +70,39 @@ def network_outputs(
     return np.concatenate(logits), np.concatenate(pooled)
 
 
+class StopRequest(Protocol):
+    """Anything with ``is_set()`` (a ``threading.Event``, a SIGTERM flag)."""
+
+    def is_set(self) -> bool:
+        """Whether the run was asked to stop."""
+        ...
+
+
+class TrainingInterrupted(RuntimeError):
+    """The run stopped on request after checkpointing; resuming continues where it stopped."""
+
+
+@dataclass
+class LoopContext:
+    """Where the loop runs and what it reports to.
+
+    Attributes:
+        rank: This process's index among ``world`` data-parallel processes.
+        world: Number of processes (``torch.distributed`` must be initialised when > 1).
+        checkpoint: Checkpoint file (resumed from when present); None disables.
+        stop: Stop request checked after every batch; when set, the loop checkpoints and
+            raises :class:`TrainingInterrupted`.
+        on_epoch: Called (on rank 0) after every finished epoch with the history so far and
+            the epoch's seconds.
+    """
+
+    rank: int = 0
+    world: int = 1
+    checkpoint: Path | None = None
+    stop: StopRequest | None = None
+    on_epoch: Callable[[list[dict[str, float]], float], None] | None = None
+
+
 def _freeze(network: nn.Module, from_block: int) -> list[nn.Parameter]:
     """Make blocks ``from_block`` on (and the classifier) trainable; returns their parameters."""
     trainable = []
@@ -72,18 +117,50 @@ def _freeze(network: nn.Module, from_block: int) -> list[nn.Parameter]:
     return trainable
 
 
-def _batch(images: np.ndarray, index: np.ndarray, rng: np.random.Generator,
-           config: TrainConfig) -> torch.Tensor:
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def _batch(images: np.ndarray, index: np.ndarray, epoch: int, config: TrainConfig) -> torch.Tensor:
+    """Augmented model inputs; each image's transform depends only on (seed, epoch, image)."""
+    power = (config.preprocess.sog_power
+             if config.preprocess.color_constancy == "shades_of_gray" else None)
     return torch.from_numpy(np.stack([
-        to_model_input(augment(images[i], rng, config.augment), config.preprocess)
+        to_model_input(augment(images[i], np.random.default_rng([config.seed, epoch, int(i)]),
+                               config.augment, power), config.preprocess)
         for i in index
     ]))
+
+
+def _all_reduce(tensor: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def _step(network: nn.Module, trainable: list[nn.Parameter], images: np.ndarray,
+          labels: torch.Tensor, index: np.ndarray, epoch: int, step: int, loss_fn: nn.Module,
+          config: TrainConfig, context: LoopContext) -> float:
+    """One optimiser step's gradients over a global batch; returns its summed loss."""
+    local = index[context.rank :: context.world]
+    torch.manual_seed(_seed(config.seed, epoch, step, context.rank))  # dropout masks
+    losses, weights = per_sample_loss(loss_fn, network(_batch(images, local, epoch, config)),
+                                      labels[torch.from_numpy(local)])
+    totals = _all_reduce(torch.stack([losses.detach().sum(), weights.sum()]), context.world)
+    for parameter in trainable:
+        parameter.grad = None
+    (losses.sum() / totals[1]).backward()
+    if context.world > 1:
+        for parameter in trainable:
+            if parameter.grad is not None:
+                torch.distributed.all_reduce(parameter.grad)
+    return float(totals[0]) / float(totals[1]) * len(index)
 
 
 def finetune_network(
     network: nn.Module, train_images: np.ndarray, y_train: np.ndarray,
     val_images: np.ndarray, y_val: np.ndarray, loss_fn: nn.Module, config: TrainConfig,
-    checkpoint: Path | None, log: Log,
+    checkpoint: Path | None, log: Log, context: LoopContext | None = None,
 ) -> list[dict[str, float]]:
     """Train the network end to end for ``config.full_epochs`` epochs; keep the best state.
 
@@ -95,12 +172,18 @@ def finetune_network(
         y_val: Their class indices.
         loss_fn: Imbalance-aware loss (see ``trainer.training_loss``).
         config: Hyper-parameters (``full_*`` fields, ``augment``, ``preprocess``, ``seed``).
-        checkpoint: Per-epoch checkpoint file (resumed from when present); None disables.
+        checkpoint: Per-epoch checkpoint file (overrides ``context.checkpoint`` when given).
         log: Progress sink.
+        context: Rank/world, stop request and epoch callback (single process by default).
 
     Returns:
         History entries (phase 3.0), the first being the starting network's validation score.
+
+    Raises:
+        TrainingInterrupted: The stop request was set; the checkpoint holds the position.
     """
+    context = context or LoopContext()
+    checkpoint = checkpoint if checkpoint is not None else context.checkpoint
     if config.full_epochs <= 0:
         return []
     num_classes = int(network.classifier[-1].out_features)
@@ -112,7 +195,7 @@ def finetune_network(
         pct_start=0.1,
     )
     labels = torch.from_numpy(y_train)
-    first_epoch = 0
+    first_epoch, first_start, total = 0, 0, 0.0
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=True)
         network.load_state_dict(saved["network"])
@@ -121,43 +204,61 @@ def finetune_network(
         best = {"score": float(saved["best_score"]), "state": saved["best_state"]}
         history = [dict(h) for h in saved["history"]]
         first_epoch = int(saved["epoch"]) + 1
-        log(f"[full fine-tune] resuming after epoch {first_epoch} from {checkpoint}")
+        first_start, total = int(saved.get("next_start", 0)), float(saved.get("loss_sum", 0.0))
+        if first_start:  # stopped inside an epoch: continue that epoch at its next batch
+            log(f"[full fine-tune] resuming epoch {first_epoch + 1} at image {first_start} "
+                f"from {checkpoint}")
+        else:
+            log(f"[full fine-tune] resuming after epoch {first_epoch} from {checkpoint}")
     else:
-        score = _val_score(network, val_images, y_val, config, num_classes, log, "start")
+        score = _val_score(network, val_images, y_val, config, num_classes, log, "start",
+                           context)
         history = [{"phase": 3.0, "epoch": -1.0, "val_balanced_accuracy": score}]
         best = {"score": score, "state": snapshot(network)}
-    for epoch in range(first_epoch, config.full_epochs):
-        rng = np.random.default_rng([config.seed, epoch])  # same epoch, same order and views
-        order = rng.permutation(len(y_train))
-        train_mode(network, freeze_batchnorm=True)  # batches of 8 cannot estimate them
-        progress = Progress(f"full fine-tune epoch {epoch + 1}/{config.full_epochs}",
-                            len(order), log, unit="images", every=60.0)
-        total = 0.0
-        for start in range(0, len(order), config.full_batch_size):
-            index = order[start : start + config.full_batch_size]
-            if len(index) < 2:
-                continue
-            loss = loss_fn(network(_batch(train_images, index, rng, config)),
-                           labels[torch.from_numpy(index)])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            total += loss.item() * len(index)
-            progress.update(len(index))
-        score = _val_score(network, val_images, y_val, config, num_classes, log, f"{epoch + 1}")
-        history.append({"phase": 3.0, "epoch": float(epoch), "loss": total / len(order),
-                        "val_balanced_accuracy": score})
-        log(f"[full fine-tune] epoch {epoch + 1}: loss {total / len(order):.4f}, "
-            f"val balanced accuracy {score:.4f} (best so far {max(best['score'], score):.4f})")
-        if score > best["score"]:
-            best = {"score": score, "state": snapshot(network)}
-        if checkpoint is not None:
+
+    def save(epoch: int, next_start: int, loss_sum: float) -> None:
+        if checkpoint is not None and context.rank == 0:
             save_checkpoint(checkpoint, {
                 "network": network.state_dict(), "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(), "best_score": best["score"],
                 "best_state": best["state"], "history": history, "epoch": epoch,
+                "next_start": next_start, "loss_sum": loss_sum,
             })
+
+    for epoch in range(first_epoch, config.full_epochs):
+        started = time.monotonic()
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(y_train))
+        train_mode(network, freeze_batchnorm=True)  # batches of 8 cannot estimate them
+        progress = Progress(f"full fine-tune epoch {epoch + 1}/{config.full_epochs}",
+                            len(order) - first_start, log, unit="images", every=60.0)
+        for start in range(first_start, len(order), config.full_batch_size):
+            index = order[start : start + config.full_batch_size]
+            if len(index) >= max(2, context.world):
+                total += _step(network, trainable, train_images, labels, index, epoch,
+                               start // config.full_batch_size, loss_fn, config, context)
+                optimiser.step()
+            scheduler.step()
+            progress.update(len(index))
+            if context.stop is not None and context.stop.is_set():
+                # (epoch - 1, next_start > 0) means "inside epoch", as the resume branch reads it
+                next_start = min(start + config.full_batch_size, len(order))
+                save(epoch - 1, next_start, total)
+                raise TrainingInterrupted(
+                    f"stopped in epoch {epoch + 1} after {next_start} images; "
+                    f"checkpoint {checkpoint}")
+        first_start = 0
+        score = _val_score(network, val_images, y_val, config, num_classes, log, f"{epoch + 1}",
+                           context)
+        history.append({"phase": 3.0, "epoch": float(epoch), "loss": total / len(order),
+                        "val_balanced_accuracy": score})
+        log(f"[full fine-tune] epoch {epoch + 1}: loss {total / len(order):.4f}, "
+            f"val balanced accuracy {score:.4f} (best so far {max(best['score'], score):.4f})")
+        total = 0.0
+        if score > best["score"]:
+            best = {"score": score, "state": snapshot(network)}
+        save(epoch, 0, 0.0)
+        if context.on_epoch is not None and context.rank == 0:
+            context.on_epoch(history, time.monotonic() - started)
     network.load_state_dict(best["state"])
     network.eval()
     for parameter in network.parameters():
@@ -166,7 +267,15 @@ def finetune_network(
 
 
 def _val_score(network: nn.Module, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
-               num_classes: int, log: Log, label: str) -> float:
-    progress = Progress(f"validation ({label})", len(images), log, every=60.0)
-    logits, _ = network_outputs(network, images, config.preprocess, progress)
-    return balanced_accuracy(labels, logits.argmax(1), num_classes)
+               num_classes: int, log: Log, label: str, context: LoopContext) -> float:
+    """Validation balanced accuracy; each process scores its share, predictions are gathered."""
+    share = np.arange(context.rank, len(images), context.world)
+    progress = Progress(f"validation ({label})", len(share), log, every=60.0)
+    logits, _ = network_outputs(network, images[share], config.preprocess, progress)
+    predicted = np.full(len(images), -1, np.int64)
+    predicted[share] = logits.argmax(1)
+    if context.world > 1:
+        gathered: list[Any] = [None] * context.world
+        torch.distributed.all_gather_object(gathered, predicted)
+        predicted = np.max(np.stack(gathered), axis=0)
+    return balanced_accuracy(labels, predicted, num_classes)

@@ -56,3 +56,29 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tens
         raise ValueError(f"unknown class weighting {mode!r}")
     weights = weights / (weights * counts).sum() * counts.sum()
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def per_sample_loss(loss_fn: nn.Module, logits: torch.Tensor,
+                    target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample losses and weights whose ratio of sums is ``loss_fn``'s mean.
+
+    ``sum(losses) / sum(weights)`` over any partition of a batch (e.g. the shares of
+    data-parallel processes) gives the loss of the whole batch, as PyTorch's weighted mean
+    does (``reduction="mean"`` divides by the sum of the targets' class weights).
+
+    Raises:
+        TypeError: ``loss_fn`` is not one of :func:`training_loss`'s losses.
+    """
+    if isinstance(loss_fn, LogitAdjustedLoss):
+        losses = nn.functional.cross_entropy(logits + loss_fn.log_prior, target,
+                                             label_smoothing=loss_fn.label_smoothing,
+                                             reduction="none")
+        return losses, torch.ones_like(losses)
+    if isinstance(loss_fn, nn.CrossEntropyLoss):
+        weight = loss_fn.weight
+        losses = nn.functional.cross_entropy(logits, target, weight=weight,
+                                             label_smoothing=loss_fn.label_smoothing,
+                                             reduction="none")
+        weights = weight[target] if weight is not None else torch.ones_like(losses)
+        return losses, weights
+    raise TypeError(f"no per-sample form for {type(loss_fn).__name__}")

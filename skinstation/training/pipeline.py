@@ -2,7 +2,10 @@
 
 ``build_model`` is what ``skinstation train`` and the engine's retraining worker run:
 
-1. load the source and its saved lesion/patient split (made and saved on first use);
+1. load the source and its saved lesion/patient split (made and saved on first use), and any
+   further sources (``also``: e.g. the ISIC archive's other clinics) with their own splits:
+   their training parts join training, their validation parts the validation pool, their
+   test parts are reported beside the locked test split (as ``other-clinics``);
 2. train (cached trunk features → head → fine-tuned tail; selection on validation);
 3. on the validation split, through the station's own inference path: fit the temperature,
    the safety referral threshold (target skin-cancer sensitivity) and the assessability
@@ -35,6 +38,7 @@ from skinstation.training.calibration import (
     fit_temperature,
 )
 from skinstation.training.evaluation import ModelOutputs, compute_metrics, run_model
+from skinstation.training.full_finetune import LoopContext
 from skinstation.training.progress import Log, print_log
 from skinstation.training.report import write_report
 from skinstation.training.sources import Record, fingerprint, load_source
@@ -66,6 +70,11 @@ class BuildRequest:
         cache_dir: Feature cache folder.
         init_model: Model file whose weights training starts from (full fine-tuning only);
             its architecture, classes and preprocessing must match; it becomes the parent.
+        also: Further ``(source spec, split file)`` pairs trained, validated and tested on
+            alongside ``source`` (each test part is reported on its own).
+        context: The full fine-tune's rank/world, stop request, epoch callback and checkpoint
+            (a run folder's, see :mod:`skinstation.training.runs`).
+        run: Name of the run folder the build lives in ("" when none; kept in the model).
     """
 
     source: str
@@ -82,6 +91,38 @@ class BuildRequest:
     parent_version: str = ""
     cache_dir: Path | None = None
     init_model: Path | None = None
+    also: Sequence[tuple[str, Path]] = ()
+    context: LoopContext | None = None
+    run: str = ""
+
+
+OTHER_CLINICS = "other-clinics"
+
+
+def other_clinics_label(index: int, spec: str, count: int) -> str:
+    """The report label of an ``also`` source's test part (``other-clinics`` when only one)."""
+    kind = spec.split(":", 1)[0] if ":" in spec else Path(spec).name
+    return OTHER_CLINICS if count == 1 else f"{OTHER_CLINICS}-{index + 1}-{kind}"
+
+
+def load_training_sets(request: BuildRequest, log: Log) -> tuple[
+        list[Record], list[Record], list[Record], dict[str, list[Record]], str]:
+    """Train, validation pool, locked test and the other sources' tests, with a fingerprint."""
+    records, report = load_source(request.source)
+    log(report.summary())
+    split = load_or_make_split(request.split_path, records, seed=request.config.seed)
+    train, val, test = (split.select(records, name) for name in ("train", "val", "test"))
+    fingerprints, others = [split.records_fingerprint], {}
+    for index, (spec, split_path) in enumerate(request.also):
+        extra, extra_report = load_source(spec)
+        log(extra_report.summary())
+        extra_split = load_or_make_split(split_path, extra, seed=request.config.seed)
+        train += extra_split.select(extra, "train")
+        val += extra_split.select(extra, "val")
+        others[other_clinics_label(index, spec, len(request.also))] = extra_split.select(
+            extra, "test")
+        fingerprints.append(extra_split.records_fingerprint)
+    return train, val, test, others, "+".join(fingerprints)
 
 
 def initial_weights(model: Path, config: TrainConfig,
@@ -132,12 +173,11 @@ def fit_operating_points(
 def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
     """Train, calibrate, evaluate and save a model file; returns its final metadata."""
     taxonomy = load_taxonomy()
-    records, report = load_source(request.source)
-    log(report.summary())
-    split = load_or_make_split(request.split_path, records, seed=request.config.seed)
-    train, val, test = (split.select(records, name) for name in ("train", "val", "test"))
+    train, val, test, others, split_fingerprint = load_training_sets(request, log)
     train = train + list(request.extra_records)
-    log(f"split {request.split_path}: train {len(train)}, val {len(val)}, test {len(test)}")
+    log(f"split {request.split_path}" + "".join(f" + {s}" for _, s in request.also)
+        + f": train {len(train)}, val {len(val)}, test {len(test)}"
+        + "".join(f", {name} {len(r)}" for name, r in others.items()))
 
     parent, initial_state, parent_training = request.parent_version, None, {}
     if request.init_model is not None:
@@ -148,14 +188,15 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
                            if k not in ("history", "parent_training")}
         log(f"starting from {request.init_model} ({init_metadata.model_version})")
     result = train_classifier(train, val, taxonomy.classes, request.config,
-                              request.cache_dir, log, initial_state=initial_state)
+                              request.cache_dir, log, initial_state=initial_state,
+                              context=request.context)
     created = dt.datetime.now(dt.UTC)
     version = request.version or f"{Path(request.output).stem}-{created:%Y%m%dT%H%M%S}"
     metadata = ModelMetadata(
         model_version=version, architecture=request.config.architecture,
         classes=list(taxonomy.classes), taxonomy=taxonomy.to_dict(),
         preprocess=request.config.preprocess.to_dict(),
-        data_fingerprint=fingerprint(train) + ":" + split.records_fingerprint,
+        data_fingerprint=fingerprint(train) + ":" + split_fingerprint,
         created_at=created.isoformat(timespec="seconds"),
         parent_version=parent,
         training={**request.config.to_dict(), "seconds": result.seconds,
@@ -163,6 +204,8 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
                   "parent_training": parent_training,
                   "history": result.history, "source": request.source,
                   "split": str(request.split_path), "train_images": len(train),
+                  "also": [[spec, str(path)] for spec, path in request.also],
+                  "run": request.run,
                   "extra_records": len(request.extra_records)},
     )
     state = result.network.state_dict()
@@ -180,7 +223,7 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
     state = {**state, **assess.state()}
     report_dir = request.report_dir or Path(f"{request.output}.reports")
     return evaluate_and_seal(request.output, state, metadata, test, request.eval_sources,
-                             report_dir, log)
+                             report_dir, log, others)
 
 
 def _offsets(val_outputs: ModelOutputs, taxonomy: Taxonomy, temperature: float,
@@ -197,17 +240,25 @@ def _offsets(val_outputs: ModelOutputs, taxonomy: Taxonomy, temperature: float,
 
 def evaluate_and_seal(output: Path, state: dict[str, Any], metadata: ModelMetadata,
                       test: Sequence[Record], eval_sources: Sequence[str], report_dir: Path,
-                      log: Log) -> ModelMetadata:
-    """Save, evaluate on the locked test split and extra sources, store the metrics, re-save."""
+                      log: Log, other_tests: dict[str, list[Record]] | None = None,
+                      ) -> ModelMetadata:
+    """Save, evaluate (locked test, other clinics' tests, extra sources), store, re-save."""
     taxonomy = load_taxonomy()
     save_model_file(output, state, metadata)
     classifier = Classifier.load(output, warm_up=False)
     evaluations: dict[str, Any] = {}
-    for name, subset in [("test", test)] + [(s, None) for s in eval_sources]:
+    named: list[tuple[str, Sequence[Record] | None]] = [("test", test)]
+    named += list((other_tests or {}).items()) + [(s, None) for s in eval_sources]
+    for name, subset in named:
         if subset is None:
             subset, extra_report = load_source(name)
             log(extra_report.summary())
-        label = "test" if name == "test" else Path(name.split(":", 1)[-1]).name
+            label = Path(name.split(":", 1)[-1]).name
+        else:
+            label = name
+        if not subset:
+            log(f"[{label}] no images: not evaluated")
+            continue
         outputs = run_model(classifier, subset, log=log)
         metrics = compute_metrics(outputs, taxonomy, classifier.temperature,
                                   classifier.referral_threshold)

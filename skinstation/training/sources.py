@@ -5,8 +5,8 @@ unreadable image) raises :class:`DataSourceError` naming the file and row, unles
 asks for ``skip_bad=True``; then the row is skipped and counted in :class:`LoadReport`.
 
 A source spec is ``kind:path`` (``ham10000:../shared/data/ham10000``,
-``pad-ufes-20:../shared/data/pad-ufes-20``, ``manifest:cases.csv``) or a bare path whose layout
-is recognised.
+``pad-ufes-20:../shared/data/pad-ufes-20``, ``isic-archive:../shared/data/isic-archive``,
+``manifest:cases.csv``) or a bare path whose layout is recognised.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Record:
         dx: Fine class code (taxonomy ``classes``).
         lesion_id: Lesion identifier (one lesion may have several images).
         patient_id: Patient identifier ("" if unknown; HAM10000 has none).
-        source: ``ham10000``, ``pad-ufes-20`` or ``manifest``.
+        source: ``ham10000``, ``pad-ufes-20``, ``isic-archive`` or ``manifest``.
         true_group: Triage group when it differs from ``dx``'s (e.g. PAD's SCC → skin_cancer).
         attributes: Subgroup metadata (sex, age, site, fitzpatrick, dx_type...).
     """
@@ -207,6 +207,43 @@ def load_pad_ufes20(
     return records, report
 
 
+def load_isic_archive(
+    root: str | Path,
+    skip_bad: bool = False,
+    verify_images: bool = False,
+    taxonomy: Taxonomy | None = None,
+) -> tuple[list[Record], LoadReport]:
+    """Load the ISIC-archive set (``metadata.csv`` with ``image_id,dx,lesion_id`` + ``images/``).
+
+    Images from other clinics and devices than HAM10000's (mel/nv/bkl). An image without a
+    ``lesion_id`` is its own lesion; images sharing one stay together in every split.
+    """
+    root = Path(root).resolve()
+    taxonomy = taxonomy or load_taxonomy()
+    csv_path = root / "metadata.csv"
+    rows = _read_csv(csv_path, {"image_id", "dx", "lesion_id"})
+    report, records = LoadReport("isic-archive"), []
+    for line, row in enumerate(rows, start=2):
+        image_id = row["image_id"].strip()
+        image = root / "images" / f"{image_id}.jpg"
+        where = f"{csv_path}:{line} ({image.name})"
+        dx = row["dx"].strip().lower()
+        problem = f"unknown diagnosis code {row['dx']!r}" if dx not in taxonomy.classes else None
+        if not _accept(report, skip_bad, problem, where):
+            continue
+        if not _accept(report, skip_bad, _check_image(image, verify_images), f"{image} ({where})"):
+            continue
+        attributes = {
+            "sex": (row.get("sex") or "").strip().lower(),
+            "age": (row.get("age_approx") or "").strip(),
+            "localization": (row.get("anatom_site_general") or "").strip().lower(),
+        }
+        lesion = (row.get("lesion_id") or "").strip() or image_id
+        records.append(Record(image, image_id, dx, lesion, "", "isic-archive", "", attributes))
+    report.loaded = len(records)
+    return records, report
+
+
 def load_manifest(
     csv_path: str | Path,
     skip_bad: bool = False,
@@ -239,7 +276,8 @@ def load_manifest(
     return records, report
 
 
-LOADERS = {"ham10000": load_ham10000, "pad-ufes-20": load_pad_ufes20, "manifest": load_manifest}
+LOADERS = {"ham10000": load_ham10000, "pad-ufes-20": load_pad_ufes20,
+           "isic-archive": load_isic_archive, "manifest": load_manifest}
 
 
 def detect_kind(path: Path) -> str:
@@ -249,10 +287,12 @@ def detect_kind(path: Path) -> str:
     if (path / "HAM10000_metadata.csv").is_file():
         return "ham10000"
     if (path / "metadata.csv").is_file() and (path / "images").is_dir():
-        return "pad-ufes-20"
+        with open(path / "metadata.csv", newline="", encoding="utf-8") as stream:
+            header = next(csv.reader(stream), [])
+        return "isic-archive" if "image_id" in header and "img_id" not in header else "pad-ufes-20"
     raise DataSourceError(
-        f"cannot tell the layout of {path}: expected HAM10000_metadata.csv, a PAD-UFES-20 "
-        "metadata.csv with images/, or a manifest .csv"
+        f"cannot tell the layout of {path}: expected HAM10000_metadata.csv, a PAD-UFES-20 or "
+        "ISIC-archive metadata.csv with images/, or a manifest .csv"
     )
 
 

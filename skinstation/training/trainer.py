@@ -33,9 +33,9 @@ from torch import nn
 
 from skinstation.inference.network import Tail, Trunk, build_network, get_architecture
 from skinstation.inference.preprocessing import PreprocessConfig
-from skinstation.training.augment import AugmentConfig
+from skinstation.training.augment import COLOUR_ROBUST, AugmentConfig
 from skinstation.training.features import _key, prepared_images, trunk_feature_views
-from skinstation.training.full_finetune import finetune_network, network_outputs
+from skinstation.training.full_finetune import LoopContext, finetune_network, network_outputs
 from skinstation.training.losses import (  # noqa: F401  (re-exported)
     CLASS_WEIGHTINGS,
     LogitAdjustedLoss,
@@ -54,7 +54,7 @@ class TrainConfig:
 
     architecture: str = "mobilenet_v2"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig = field(default_factory=lambda: COLOUR_ROBUST)
     views: int = 4
     head_views: int = 2
     trunk_blocks: int = 14
@@ -160,6 +160,7 @@ def train_classifier(
     train: Sequence[Record], val: Sequence[Record], classes: Sequence[str],
     config: TrainConfig, cache_dir: Path | None = None, log: Log = print_log,
     initial_state: dict[str, torch.Tensor] | None = None,
+    context: LoopContext | None = None,
 ) -> TrainResult:
     """Train a network on ``train``; select the epoch by balanced accuracy on ``val``.
 
@@ -172,6 +173,9 @@ def train_classifier(
         log: Progress sink.
         initial_state: Network weights to start from (e.g. a deployed model's) instead of
             ImageNet; skips the cached-feature phases, so ``config.full_epochs`` must be > 0.
+        context: The full fine-tune's rank/world, stop request, epoch callback and
+            checkpoint (a run folder's; by default a file in ``cache_dir`` named by the
+            config and data).
 
     Returns:
         The trained network (full, eval mode) and its history.
@@ -212,10 +216,12 @@ def train_classifier(
     if config.full_epochs > 0:
         started = time.monotonic()
         start_id = _state_key(initial_state) if initial_state is not None else "imagenet"
-        checkpoint = (cache_dir / f"full-{_key(config.to_dict(), train_id, val_id, start_id)}.pt"
-                      if cache_dir else None)
+        context = context or LoopContext()
+        if context.checkpoint is None and cache_dir is not None:
+            key = _key(config.to_dict(), train_id, val_id, start_id)
+            context = dataclasses.replace(context, checkpoint=cache_dir / f"full-{key}.pt")
         history += finetune_network(network, train_images, y_train, val_images, y_val, loss_fn,
-                                    config, checkpoint, log)
+                                    config, None, log, context)
         seconds["full_finetune"] = time.monotonic() - started
         started = time.monotonic()
         val_logits, val_pooled = network_outputs(
