@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from skinstation.settings import Settings
 
@@ -62,7 +63,7 @@ def _input_size(text: str) -> int:
 
 def cmd_recalibrate(args: argparse.Namespace) -> int:
     """Refit a model's operating points on validation and save it as a new version."""
-    from skinstation.training.pipeline import recalibrate_model
+    from skinstation.training.recalibration import recalibrate_model
 
     settings = _settings(args)
     try:
@@ -98,6 +99,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not records:
         print("error: no records to evaluate", file=sys.stderr)
         return 2
+    if args.robustness:
+        return _robustness(classifier, records, args)
     outputs = run_model(classifier, records)
     metrics = compute_metrics(outputs, classifier.taxonomy, classifier.temperature,
                               classifier.referral_threshold, n_boot=args.bootstrap)
@@ -110,6 +113,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"decision rule: coverage {rule['coverage']:.3f}, accuracy on decided "
           f"{rule['accuracy_on_decided']:.3f}")
     print(f"report: {html_path}")
+    return 0
+
+
+def _robustness(classifier: Any, records: list[Any], args: argparse.Namespace) -> int:
+    """``evaluate --robustness``: the figures under every shift; table printed, JSON written."""
+    from skinstation.training.robustness import evaluate_robustness, format_robustness
+
+    result = evaluate_robustness(classifier, records, log=lambda message: None)
+    report = Path(args.report)
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "robustness.json").write_text(json.dumps(result, indent=2) + "\n")
+    label = args.subset if args.split else "all"
+    print(format_robustness(f"{label} ({len(records)})", result))
+    print(f"report: {report / 'robustness.json'}")
     return 0
 
 
@@ -238,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--skip-bad", action="store_true", help="skip and count bad rows")
     evaluate.add_argument("--bootstrap", type=int, default=1000)
     evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.add_argument("--robustness", action="store_true",
+                          help="also under colour, blur, JPEG, rotation and scale shifts "
+                               "(balanced accuracy, referral, cost of each shift)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="classify image files")

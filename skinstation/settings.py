@@ -143,8 +143,17 @@ class EngineSettings:
             accuracy on the locked test set may be than the current model's.
         max_sensitivity_drop: Promotion gate: the same for skin-cancer referral sensitivity.
         min_reviewed_cases: Retraining needs at least this many expert-reviewed cases.
+        other_sources: Other clinics' data, ``SPEC=SPLIT`` each (relative to ``data_dir``
+            and the project): trained on beside the base data, and its test part is a second
+            locked test set (``other-clinics``) the gate checks.
+        warm_start: Retrain from the deployed model's weights (whole network, replaying base
+            data), not from ImageNet.
+        full_epochs, full_lr: Whole-network fine-tuning epochs and peak learning rate of a
+            warm-started retraining.
+        base_visits, case_visits: Expected visits per epoch of each base image (replay) and
+            of each expert-confirmed case.
         train_views, head_epochs, finetune_epochs, batch_size, train_threads: Retraining
-            hyper-parameters (see ``TrainConfig``).
+            hyper-parameters (see ``TrainConfig``; the first four only without warm start).
         train_processes: 1 trains inside the worker; N > 1 trains with PyTorch DDP under
             ``torchrun --nproc_per_node=N`` (gloo on CPU).
         job_lease_seconds: A running job whose worker has not reported for this long is
@@ -165,6 +174,13 @@ class EngineSettings:
     max_balanced_accuracy_drop: float = 0.01
     max_sensitivity_drop: float = 0.0
     min_reviewed_cases: int = 1
+    other_sources: tuple[str, ...] = (
+        "isic-archive:isic-archive=resources/splits/isic-archive.csv",)
+    warm_start: bool = True
+    full_epochs: int = 2
+    full_lr: float = 5e-5
+    base_visits: float = 0.5
+    case_visits: float = 4.0
     train_views: int = 4
     head_epochs: int = 30
     finetune_epochs: int = 6
@@ -292,6 +308,9 @@ def _build(kind: type, values: Mapping[str, Any]) -> Any:
             value = Path(value).expanduser() if value not in (None, "") else None
         elif isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
+        elif isinstance(default, tuple):
+            raise ValueError(f"setting {name} of {kind.__name__} must be a list, got "
+                             f"{value!r}")
         elif isinstance(default, bool) and not isinstance(value, bool):
             value = str(value).lower() in ("1", "true", "yes", "on")
         elif isinstance(default, (int, float)) and not isinstance(default, bool):

@@ -139,3 +139,46 @@ def test_by_default_only_protected_classes_get_an_offset():
     # with ascent the unprotected minority classes move too (the behaviour it overfits with)
     searched = fit_decision_offsets(probs, labels, {3: 0.7}, rounds=3)
     assert np.count_nonzero(searched[:3]) >= 1
+
+
+def test_referral_threshold_counts_not_assessable_cancers_as_missed():
+    # 10 cancers, 2 of them rejected as not assessable: the station shows them no flag, so a
+    # 0.8 target needs all 8 assessable cancers flagged (threshold at the lowest of them)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.99, 0.95,
+                       0.1, 0.15, 0.25, 0.35, 0.05])
+    truth = np.r_[np.ones(10, bool), np.zeros(5, bool)]
+    assessable = np.r_[np.ones(8, bool), False, False, np.ones(5, bool)]
+    fitted = fit_referral_threshold(scores, truth, 0.8, assessable=assessable)
+    assert fitted["threshold"] == 0.2 and fitted["sensitivity"] == 0.8
+    assert fitted["reachable"] == 1.0 and fitted["not_assessable_cancers"] == 2.0
+    assert fitted["specificity"] == pytest.approx(3 / 5)  # 0.25 and 0.35 are flagged
+    # ignoring assessability the same target is met by a higher threshold
+    assert fit_referral_threshold(scores, truth, 0.8)["threshold"] == 0.4
+    # 0.9 cannot be reached: every assessable cancer is flagged, and it says so
+    unreachable = fit_referral_threshold(scores, truth, 0.9, assessable=assessable)
+    assert unreachable["threshold"] == 0.2 and unreachable["reachable"] == 0.0
+    assert unreachable["sensitivity"] == 0.8
+    with pytest.raises(ValueError, match="no assessable cancer sample"):
+        fit_referral_threshold(scores, truth, 0.8, assessable=~truth)
+
+
+def test_a_stored_training_prior_is_added_back_before_the_temperature(tiny_model, tmp_path):
+    import dataclasses
+
+    from skinstation.inference.classifier import Classifier
+    from skinstation.inference.model_file import load_model_file, read_metadata, save_model_file
+
+    metadata, state = load_model_file(tiny_model)
+    assert "training_log_prior" not in metadata.to_json()  # older files keep their bytes
+    prior = list(np.log([0.05, 0.05, 0.1, 0.02, 0.1, 0.66, 0.02]))
+    save_model_file(tmp_path / "prior.st", state, dataclasses.replace(
+        metadata, training_log_prior=prior, temperature=2.0))
+    assert read_metadata(tmp_path / "prior.st").training_log_prior == prior
+    classifier = Classifier.load(tmp_path / "prior.st", warm_up=False)
+    logits = np.array([[0.5, -1.0, 0.2, 0.0, 1.0, 0.3, -0.2]])
+    np.testing.assert_allclose(classifier.probabilities(logits),
+                               softmax(logits + np.array(prior), 2.0))
+    wrong = dataclasses.replace(metadata, training_log_prior=[0.0] * 3)
+    save_model_file(tmp_path / "wrong.st", state, wrong)
+    with pytest.raises(ValueError, match="training_log_prior must have one value per class"):
+        Classifier.load(tmp_path / "wrong.st", warm_up=False)

@@ -16,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skinstation.inference.model_file import load_model_file
@@ -54,12 +55,26 @@ def sources(tmp_path_factory, ham_dir):
             write_manifest(folder / "other.csv", ham_dir, per_class=7, offset=5), folder)
 
 
+def _train_dx(sources) -> list[str]:
+    import csv
+
+    main, other, folder = sources
+    dx = []
+    for manifest, split in ((main, "main-split.csv"), (other, "other-split.csv")):
+        with open(manifest, newline="") as stream:
+            by_image = {row["image"]: row["dx"] for row in csv.DictReader(stream)}
+        with open(folder / split, newline="") as stream:
+            dx += [by_image[row["image_id"]] for row in csv.DictReader(stream)
+                   if row["split"] == "train"]
+    return dx
+
+
 def _train_args(sources, tiny_model: Path, out: Path) -> list[str]:
     main, other, folder = sources
     return ["train", "--data", f"manifest:{main}", "--split", str(folder / "main-split.csv"),
             "--also", f"manifest:{other}={folder / 'other-split.csv'}",
             "--init-model", str(tiny_model), "--full-epochs", "2", "--full-batch-size", "4",
-            "--out", str(out), "--seed", "3"]
+            "--out", str(out), "--seed", "3", "--class-weighting", "logit_adjusted"]
 
 
 def test_a_run_stops_on_sigterm_reports_its_status_and_resumes_to_the_same_model(
@@ -96,6 +111,14 @@ def test_a_run_stops_on_sigterm_reports_its_status_and_resumes_to_the_same_model
     assert metadata.training["run"] == "nightly"
     assert set(metadata.metrics) == {"test", "other-clinics"}
     assert metadata.metrics["other-clinics"]["images"] > 0
+    # logit-adjusted: the training prior (both sources' training parts) is in the model file
+    train_counts = np.bincount([metadata.classes.index(dx) for dx in _train_dx(sources)],
+                               minlength=7)
+    np.testing.assert_allclose(metadata.training_log_prior,
+                               np.log(np.maximum(train_counts, 1) / train_counts.sum()))
+    referral = metadata.metrics["test"]["referral"]
+    assert set(referral) >= {"not_assessable", "flagged_or_not_assessable", "threshold_only"}
+    assert referral["flagged_or_not_assessable"]["sensitivity"] >= referral["sensitivity"]
 
 
 def test_run_names_and_missing_runs_are_clear_errors(sources, tiny_model, tmp_path):

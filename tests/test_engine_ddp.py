@@ -1,5 +1,7 @@
-"""Retraining on PyTorch DDP: the worker runs ``torchrun --nproc_per_node=2`` (gloo, CPU); the
-strict gate then rejects the candidate, which is kept with its report."""
+"""Retraining on PyTorch DDP: the worker runs ``torchrun --nproc_per_node=2`` (gloo, CPU), each
+rank running the learning unit's own loop (warm start from the deployed model); the strict
+gate then rejects the candidate, which is kept with its report. That the 2-process loop
+equals the single-process one is tested in ``test_training_loop``."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from skinstation.engine.schema import AccountRole, ModelStatus
 from skinstation.inference.model_file import load_model_file, save_model_file
 from skinstation.settings import Settings
 from skinstation.storage import SyncRecords
-from tests.conftest import REPO_ROOT
+from skinstation.training.sources import load_manifest
+from skinstation.training.splits import load_or_make_split, load_split
+from tests.conftest import REPO_ROOT, write_manifest
 from tests.test_engine_helpers import (
     add_capture,
     ham_images,
@@ -31,9 +35,14 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
     tmp_path: Path, data_dir: Path, ham_dir: Path, tiny_manifest: Path, tiny_model: Path
 ) -> None:
     # A gate demanding an impossible improvement (drops of -1.0): the candidate is rejected.
+    # other clinics: further real images (other lesions) with their own committed-style split
+    other = write_manifest(tmp_path / "other" / "other.csv", ham_dir, per_class=7, offset=6)
+    other_records, _ = load_manifest(other)
+    load_or_make_split(tmp_path / "other" / "split.csv", other_records)
     options = {**tiny_engine_options(tiny_manifest, tiny_model), "home": str(tmp_path / "eng"),
                "train_processes": 2, "max_balanced_accuracy_drop": -1.0,
-               "max_sensitivity_drop": -1.0, "finetune_epochs": 2}
+               "max_sensitivity_drop": -1.0, "full_epochs": 2,
+               "other_sources": [f"manifest:{other}={tmp_path / 'other' / 'split.csv'}"]}
     config = write_engine_config(tmp_path / "engine.toml", home=tmp_path / "eng",
                                  data_dir=data_dir, engine=options)
     db = open_engine_database(Settings.load(env={}, config_file=config))
@@ -69,14 +78,22 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
         [sys.executable, "-m", "skinstation.cli", "engine", "worker", "--once"], env=env,
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert worker.returncode == 0, worker.stderr[-4000:]
-    assert "[rank 0/2]" in worker.stderr and "[rank 1/2]" in worker.stderr
-    assert "average of the last 2 epochs: val balanced accuracy" in worker.stderr
+    assert "[rank 0/2] training with 2 processes, 1 thread(s) each" in worker.stderr
+    assert "[rank 1/2] training with 2 processes, 1 thread(s) each" in worker.stderr
+    assert "[rank 0/2] [full fine-tune] epoch 2: loss" in worker.stderr
+    assert "[head]" not in worker.stderr  # a warm start: no cached-feature phases
 
     done = jobs.get_job(db, job.job_id)
     assert (done.state, done.outcome) == ("succeeded", "rejected")
     gate = done.report["gate"]
-    assert gate["promote"] is False and len(gate["reasons"]) == 2
+    assert gate["promote"] is False and len(gate["reasons"]) == 4
     assert gate["reasons"][0].startswith("balanced accuracy")
+    assert gate["reasons"][2].startswith("other clinics: balanced accuracy")
+    others = done.report["other_clinics"]
+    assert others["images"] == others["candidate"]["images"] > 0
+    assert others["metrics_source"] == {
+        "candidate": "stored in the model file (built on this locked split)",
+        "current": "evaluated by this job"}
     assert done.report["train_processes"] == 2 and done.report["reviewed_cases_used"] == 3
     assert done.report["metrics_source"] == {
         "candidate": "stored in the model file (built on this locked split)",
@@ -91,16 +108,17 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
     assert (current["version"], current["deployment"]) == ("imported-model", 1)
 
     metadata, _ = load_model_file(registry.model_path(db, done.candidate_version))
-    distributed = metadata.training["distributed"]
-    assert (distributed["backend"], distributed["world_size"]) == ("gloo", 2)
-    assert sum(distributed["images_per_rank"]) == 28 + 3  # training split + reviewed cases
-    assert len(set(distributed["weight_checksums"])) == 1  # gradients were all-reduced
-    assert distributed["selected"] in ("head", "fine-tune epoch 1", "fine-tune epoch 2",
-                                       "average of the last 2 epochs")  # best on validation
-    assert [h["phase"] for h in distributed["history"]] == (
-        ["head"] * 3 + ["fine-tune"] * 2 + [2.0])  # 2.0: the weight average's validation
+    assert metadata.training["processes"] == 2
+    assert metadata.training["init_model"] == "imported-model"  # warm start
+    other_train = len(load_split(tmp_path / "other" / "split.csv", other_records).select(
+        other_records, "train"))
+    # base training split + the other clinics' training part + reviewed cases
+    assert metadata.training["train_images"] == 28 + other_train + 3
+    assert [h["phase"] for h in metadata.training["history"]] == [3.0] * 3  # start + 2 epochs
     assert {k: metadata.training[k] for k in ("class_weighting", "feature_flips",
                                               "average_last")} == {
         "class_weighting": "logit_adjusted", "feature_flips": True, "average_last": 2}
+    assert len(metadata.training_log_prior) == 7  # logit-adjusted: the prior is stored
+    assert done.report["warm_start"] is True and done.report["full_epochs"] == 2
     assert metadata.parent_version == "imported-model" and metadata.metrics["test"]["images"] == 7
     db.dispose()

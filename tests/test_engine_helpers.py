@@ -109,6 +109,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -128,7 +130,7 @@ def tiny_engine_options(tiny_manifest: Path, tiny_model: Path) -> dict[str, Any]
         "base_source": f"manifest:{tiny_manifest}",
         "locked_split": str(tiny_model.parent / "split.csv"),
         "train_views": 1, "head_epochs": 3, "finetune_epochs": 1, "batch_size": 16,
-        "min_reviewed_cases": 1,
+        "min_reviewed_cases": 1, "other_sources": [], "full_epochs": 1,
     }
 
 

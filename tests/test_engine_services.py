@@ -225,6 +225,31 @@ def test_gate_uses_balanced_accuracy_and_referral_sensitivity_with_margins() -> 
     assert not unmeasurable.promote and "cannot be measured" in unmeasurable.reasons[0]
 
 
+def test_gate_checks_the_other_clinics_test_set_too() -> None:
+    current, better = GateMetrics(0.60, 0.90, 0.70, 100), GateMetrics(0.62, 0.91, 0.60, 100)
+    other_current = GateMetrics(0.55, 0.95, 0.50, 40)
+    # better on the locked test, but the other clinics lose melanoma referrals: rejected
+    other_worse = GateMetrics(0.56, 0.90, 0.50, 40)
+    decision = decide(better, current, max_balanced_accuracy_drop=0.01,
+                      max_sensitivity_drop=0.0, other_candidate=other_worse,
+                      other_current=other_current)
+    assert not decision.promote
+    assert decision.reasons == (
+        "other clinics: skin-cancer referral sensitivity 0.9000 is below the current model's "
+        "0.9500 minus the allowed drop 0.0000 (floor 0.9500)",)
+    assert decision.to_dict()["other_candidate"]["referral_sensitivity"] == 0.90
+    passed = decide(better, current, max_balanced_accuracy_drop=0.01, max_sensitivity_drop=0.0,
+                    other_candidate=GateMetrics(0.55, 0.95, 0.5, 40),
+                    other_current=other_current)
+    assert passed.promote and passed.reasons == ()
+    unmeasured = decide(better, current, max_balanced_accuracy_drop=0.01,
+                        max_sensitivity_drop=0.0,
+                        other_candidate=GateMetrics(float("nan"), 0.95, 0.5, 0),
+                        other_current=other_current)
+    assert unmeasured.reasons[0].startswith(
+        "other clinics: balanced accuracy cannot be measured on the other clinics' test set")
+
+
 # -- jobs ------------------------------------------------------------------------------------
 
 def test_jobs_are_claimed_once_and_requeued_when_the_worker_dies(settings: Settings) -> None:

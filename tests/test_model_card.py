@@ -4,19 +4,22 @@ from skinstation.inference.model_file import read_metadata
 from skinstation.training.model_card import floors_section, render_model_card
 
 
-def _test_metrics(bal: float, mel: float, ece: float, referral: float, rejected: float) -> dict:
+def _test_metrics(bal: float, mel: float, ece: float, referral: float, specificity: float,
+                  rejected: float) -> dict:
     return {"balanced_accuracy": bal, "per_class": {"mel": {"sensitivity": mel}}, "ece": ece,
-            "referral": {"sensitivity": referral}, "decision_rule": {"not_assessable": rejected}}
+            "referral": {"sensitivity": referral, "specificity": specificity},
+            "decision_rule": {"not_assessable": rejected}}
 
 
 def test_floors_table_marks_each_minimum_exactly():
-    table = floors_section(_test_metrics(0.75, 0.7499, 0.05, 0.93, 0.0511)).splitlines()
+    table = floors_section(_test_metrics(0.75, 0.7499, 0.05, 0.93, 0.65, 0.0511)).splitlines()
     assert table[2] == "| balanced accuracy | >= 0.75 | 0.750 | yes |"
     assert table[3] == "| melanoma sensitivity | >= 0.75 | 0.750 | **no** |"
     assert table[4] == "| ECE after temperature scaling | <= 0.05 | 0.050 | yes |"
-    assert table[5] == ("| skin-cancer sensitivity at the referral threshold | >= 0.90 | 0.930 "
-                        "| yes |")
-    assert table[6] == "| test images rejected as not assessable | <= 0.05 | 0.051 | **no** |"
+    assert table[5] == ("| skin-cancer referral sensitivity (as the station shows it) | >= 0.95 "
+                        "| 0.930 | **no** |")
+    assert table[6] == "| specificity at that referral | >= 0.65 | 0.650 | yes |"
+    assert table[7] == "| test images rejected as not assessable | <= 0.05 | 0.051 | **no** |"
 
 
 def test_card_carries_the_files_identity_and_figures(tiny_model):
@@ -28,6 +31,10 @@ def test_card_carries_the_files_identity_and_figures(tiny_model):
     assert "Not a diagnosis" in card and "skinstation train ..." in card
     bal = metadata.metrics["test"]["balanced_accuracy"]
     assert f"| balanced accuracy | >= 0.75 | {bal:.3f} |" in card
+    assert "**Safety referral as the station shows it**" in card
+    assert "Flagged or not assessable: sensitivity" in card
+    assert "trained on CPU (" in card and "thread(s) x 1 process(es), torch" in card
+    assert "plain argmax without the validation-fitted decision offsets" in card
     assert card.endswith("## Notes\nHow the threshold was chosen.\n")
 
 

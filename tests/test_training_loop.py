@@ -180,3 +180,39 @@ def test_the_loop_on_two_data_parallel_processes_equals_one_process(tiny_manifes
         assert ours["val_balanced_accuracy"] == pytest.approx(theirs["val_balanced_accuracy"])
         assert ours.get("loss", 0.0) == pytest.approx(theirs.get("loss", 0.0), rel=1e-4)
     assert os.environ.get("RANK") is None  # the workers' process group did not leak here
+
+
+def test_robustness_shifts_change_the_images_and_costs_are_measured(tiny_model, tiny_manifest):
+    from skinstation.inference.classifier import Classifier
+    from skinstation.training.robustness import (
+        COLOUR_SHIFTS,
+        SHIFTS,
+        evaluate_robustness,
+        format_robustness,
+    )
+
+    records, _ = load_manifest(tiny_manifest)
+    image = decode_image(records[0].image_path)
+    for name, shift in SHIFTS.items():
+        shifted = shift(image)
+        assert shifted.shape == image.shape and shifted.dtype == np.uint8, name
+        assert not np.array_equal(shifted, image), name
+    # saturation x0.6 lowers the mean HSV saturation; gamma 1.4 darkens
+    import cv2
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)[..., 1].mean()
+    assert cv2.cvtColor(SHIFTS["saturation x0.6"](image), cv2.COLOR_RGB2HSV)[..., 1].mean() \
+        == pytest.approx(0.6 * hsv, rel=0.05)
+    assert SHIFTS["gamma 1.4"](image).mean() < image.mean()
+    assert len(COLOUR_SHIFTS) == 9
+
+    classifier = Classifier.load(tiny_model, warm_up=False)
+    result = evaluate_robustness(classifier, records[:14], ["hue +0.05", "jpeg 30"],
+                                 log=lambda message: None)
+    for name, row in result["shifts"].items():
+        assert row["cost"] == pytest.approx(result["none"]["balanced_accuracy"]
+                                            - row["balanced_accuracy"]), name
+    assert result["worst_colour_cost"] == result["shifts"]["hue +0.05"]["cost"]
+    table = format_robustness("tiny", result)
+    assert "unshifted" in table and "jpeg 30" in table and "worst colour-shift cost" in table
+    with pytest.raises(KeyError, match="unknown shift"):
+        evaluate_robustness(classifier, records[:2], ["sepia"])

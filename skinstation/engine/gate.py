@@ -11,6 +11,13 @@ Both models are evaluated on the same locked test set. The candidate passes if
   rule's cancer sensitivity (cases decided ``skin_cancer``) is compared instead, and the report
   says so.
 
+The referral sensitivity is the one the station shows: a cancer whose image the station
+rejects as not assessable counts as missed.
+
+When the engine has other clinics' data (``engine.other_sources``), both checks are applied
+again on its test part (``other-clinics``), with the same allowed drops: a candidate that
+improves one clinic's images at the cost of everyone else's does not pass.
+
 A metric that cannot be measured (no cancers in the test set: NaN) fails the gate: a model is
 never promoted on evidence that does not exist.
 """
@@ -56,6 +63,8 @@ class GateDecision:
     current: GateMetrics
     max_balanced_accuracy_drop: float
     max_sensitivity_drop: float
+    other_candidate: GateMetrics | None = None
+    other_current: GateMetrics | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the job report."""
@@ -64,10 +73,11 @@ class GateDecision:
         return data
 
 
-def _check(name: str, candidate: float, current: float, margin: float) -> str | None:
+def _check(name: str, candidate: float, current: float, margin: float,
+           where: str = "the locked test set") -> str | None:
     """Return a failure reason, or None if ``candidate >= current - margin``."""
     if math.isnan(candidate) or math.isnan(current):
-        return f"{name} cannot be measured on the locked test set (candidate {candidate}, " \
+        return f"{name} cannot be measured on {where} (candidate {candidate}, " \
                f"current {current})"
     floor = current - margin
     if candidate + 1e-12 < floor:
@@ -82,18 +92,30 @@ def decide(
     *,
     max_balanced_accuracy_drop: float,
     max_sensitivity_drop: float,
+    other_candidate: GateMetrics | None = None,
+    other_current: GateMetrics | None = None,
 ) -> GateDecision:
-    """Apply the gate (see the module docstring)."""
+    """Apply the gate (see the module docstring); ``other_*``: the other clinics' test."""
     use_referral = (candidate.referral_sensitivity is not None
                     and current.referral_sensitivity is not None)
     measure = "referral_sensitivity" if use_referral else "rule_cancer_sensitivity"
-    cand_sens = getattr(candidate, measure)
-    curr_sens = getattr(current, measure)
-    reasons = [r for r in (
-        _check("balanced accuracy", candidate.balanced_accuracy, current.balanced_accuracy,
-               max_balanced_accuracy_drop),
-        _check(f"skin-cancer {measure.replace('_', ' ')}", cand_sens, curr_sens,
-               max_sensitivity_drop),
-    ) if r is not None]
+    sets = [("", "the locked test set", candidate, current)]
+    if other_candidate is not None and other_current is not None:
+        sets.append(("other clinics: ", "the other clinics' test set", other_candidate,
+                     other_current))
+    reasons = []
+    for prefix, where, cand, curr in sets:
+        reasons += [f"{prefix}{r}" for r in (
+            _check("balanced accuracy", cand.balanced_accuracy, curr.balanced_accuracy,
+                   max_balanced_accuracy_drop, where),
+            _check(f"skin-cancer {measure.replace('_', ' ')}", _sensitivity(cand, measure),
+                   _sensitivity(curr, measure), max_sensitivity_drop, where),
+        ) if r is not None]
     return GateDecision(not reasons, measure, tuple(reasons), candidate, current,
-                        max_balanced_accuracy_drop, max_sensitivity_drop)
+                        max_balanced_accuracy_drop, max_sensitivity_drop, other_candidate,
+                        other_current)
+
+
+def _sensitivity(metrics: GateMetrics, measure: str) -> float:
+    value = getattr(metrics, measure)
+    return float("nan") if value is None else float(value)

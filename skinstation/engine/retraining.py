@@ -8,9 +8,14 @@ Run by the worker process (never by the API). Steps:
    class, taken in a white-light band, whose image verifies. Cases that show a validation or
    locked-test image (even re-encoded or rescaled) are left out: the test set is never
    trained on.
-3. Train with the learning unit (``build_model``; the cases join the training split only), or
-   with PyTorch DDP under ``torchrun`` when ``engine.train_processes`` > 1.
-4. Evaluate the candidate and the current model on the locked test set; apply the gate.
+3. Train with the learning unit (``build_model``; the cases join the training split only):
+   by default a warm start from the deployed model's weights with its recipe (loss,
+   augmentation, preprocessing), fine-tuning the whole network on the cases
+   (``engine.case_visits`` per epoch) while replaying the base data and the other clinics'
+   training parts (``engine.base_visits``) so nothing is forgotten. The same loop runs
+   data-parallel under ``torchrun`` when ``engine.train_processes`` > 1.
+4. Evaluate the candidate and the current model on the locked test set and the other
+   clinics' test set (``engine.other_sources``); apply the gate to both.
 5. Register the candidate with its metrics and report; promote and sign it, or keep it as
    rejected.
 """
@@ -163,23 +168,51 @@ def evaluate_locked(model_path: Path, test: Sequence[Record], log: Log,
 
 
 def locked_test_metrics(model_path: Path, split_path: Path, split: Any,
-                        test: Sequence[Record], log: Log) -> tuple[dict[str, Any], str]:
-    """A model's metrics on the locked test set, and where they come from.
+                        test: Sequence[Record], log: Log,
+                        key: str = "test") -> tuple[dict[str, Any], str]:
+    """A model's metrics on a locked test set (``test``, or ``other-clinics``), and their origin.
 
-    A model built by the learning unit on this very split file and base data (its data
-    fingerprint ends with the split's records fingerprint) already holds its locked-test
-    metrics, computed by the same evaluation; they are reused. Any other model is evaluated.
+    A model built by the learning unit on this very split file (its ``split`` for the base
+    data, one of its ``also`` entries for other clinics) and these records (its data
+    fingerprint names the split's records fingerprint) already holds the metrics, computed by
+    the same evaluation; they are reused. Any other model is evaluated.
     """
     from skinstation.inference.model_file import read_metadata
 
     metadata = read_metadata(model_path)
-    stored = metadata.metrics.get("test")
-    recorded_split = str(metadata.training.get("split", ""))
-    same_split = bool(recorded_split) and Path(recorded_split).resolve() == split_path.resolve()
+    stored = metadata.metrics.get(key)
+    training = metadata.training
+    splits = ([str(training.get("split", ""))] if key == "test"
+              else [str(entry[1]) for entry in training.get("also", [])])
+    same_split = any(s and Path(s).resolve() == split_path.resolve() for s in splits)
+    fingerprints = metadata.data_fingerprint.rpartition(":")[2].split("+")
     if (stored and same_split and stored.get("images") == len(test)
-            and metadata.data_fingerprint.endswith(":" + split.records_fingerprint)):
+            and split.records_fingerprint in fingerprints):
         return stored, "stored in the model file (built on this locked split)"
     return evaluate_locked(model_path, test, log), "evaluated by this job"
+
+
+def other_clinics(engine: Any, data_dir: Path | None,
+                  log: Log) -> tuple[list[tuple[str, Path]], list[Record], Any, Path | None]:
+    """The other clinics' sources (``SPEC=SPLIT``) and the first one's test part and split.
+
+    Raises:
+        RetrainingError: A split file named there does not exist.
+    """
+    also: list[tuple[str, Path]] = []
+    for item in engine.other_sources:
+        spec, _, split_name = item.partition("=")
+        split_file = resolve_split(split_name)
+        if not split_file.is_file():
+            raise RetrainingError(f"other clinics' split {split_file} not found "
+                                  f"(engine.other_sources {item!r})")
+        also.append((_absolute_source(spec, data_dir), split_file))
+    if not also:
+        return also, [], None, None
+    records, load_report = load_source(also[0][0])
+    log(load_report.summary())
+    split = load_split(also[0][1], records)
+    return also, split.select(records, "test"), split, also[0][1]
 
 
 def train_candidate(db: EngineDatabase, job: JobInfo, request: Any, log: Log) -> None:
@@ -197,17 +230,25 @@ def train_candidate(db: EngineDatabase, job: JobInfo, request: Any, log: Log) ->
 
 RECIPE_FIELDS = ("architecture", "trunk_blocks", "freeze_batchnorm", "finetune_lr", "head_lr",
                  "weight_decay", "label_smoothing", "class_weighting", "feature_flips",
-                 "average_last")
+                 "average_last", "full_batch_size", "full_from_block", "seed")
 
 
 def inherited_recipe(current_model: Path) -> dict[str, Any]:
-    """The current model's training recipe (split point, learning rates...) for its successor.
+    """The current model's training recipe (loss, augmentation, batch...) for its successor.
 
     Preprocessing is inherited separately, so a candidate sees images exactly as the model it
-    must beat; views and epochs come from the engine settings or the job's parameters.
+    must beat; epochs, learning rate and replay come from the engine settings or the job's
+    parameters.
     """
+    from skinstation.training.augment import AugmentConfig
+
     training = read_metadata(current_model).training
-    return {name: training[name] for name in RECIPE_FIELDS if name in training}
+    recipe = {name: training[name] for name in RECIPE_FIELDS if name in training}
+    if isinstance(training.get("augment"), dict):
+        known = {f.name for f in dataclasses.fields(AugmentConfig)}
+        recipe["augment"] = AugmentConfig(**{k: v for k, v in training["augment"].items()
+                                             if k in known})
+    return recipe
 
 
 def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
@@ -244,24 +285,41 @@ def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
     job_dir.mkdir(parents=True, exist_ok=True)
     version = f"retrain-{job.job_id}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     params = job.params
+    current_path = registry.model_path(db, current.version)
+    warm = bool(params.get("warm_start", engine.warm_start))
     config = TrainConfig(
-        **inherited_recipe(registry.model_path(db, current.version)),
+        **inherited_recipe(current_path),
         preprocess=PreprocessConfig.from_dict(
-            {**read_metadata(registry.model_path(db, current.version)).preprocess,
-             **params.get("preprocess", {})}),
+            {**read_metadata(current_path).preprocess,
+             **({} if warm else params.get("preprocess", {}))}),
         views=int(params.get("views", engine.train_views)),
         head_epochs=int(params.get("head_epochs", engine.head_epochs)),
         finetune_epochs=int(params.get("finetune_epochs", engine.finetune_epochs)),
         batch_size=int(params.get("batch_size", engine.batch_size)),
+        full_epochs=int(params.get("full_epochs", engine.full_epochs)) if warm else 0,
+        full_lr=float(params.get("full_lr", engine.full_lr)),
+        full_base_visits=float(params.get("base_visits", engine.base_visits)),
+        full_case_visits=float(params.get("case_visits", engine.case_visits)),
         threads=engine.train_threads,
     )
+    also, other_test, other_split, other_split_path = other_clinics(engine, settings.data_dir,
+                                                                    log)
     candidate_path = job_dir / f"{version}.safetensors"
     source_spec = _absolute_source(source, settings.data_dir)
     request = BuildRequest(
         source=source_spec, split_path=split_path, output=candidate_path, config=config,
         extra_records=extras, version=version, parent_version=current.version,
-        cache_dir=job_dir / "cache", report_dir=job_dir / "reports",
+        cache_dir=job_dir / "cache", report_dir=job_dir / "reports", also=also,
+        init_model=current_path if warm else None,
+        min_sensitivity=dict(read_metadata(current_path).training.get("min_sensitivity", {})),
     )
+    if warm:
+        log(f"retraining from the deployed model {current.version}: whole network, "
+            f"{config.full_epochs} epoch(s), {len(extras)} reviewed case(s) at "
+            f"{config.full_case_visits} and base data at {config.full_base_visits} visits per "
+            f"image and epoch, other clinics: {len(also)} source(s)")
+    else:
+        log(f"retraining from ImageNet weights with {len(extras)} reviewed case(s)")
     started = dt.datetime.now(dt.UTC)
     train_candidate(db, job, request, log)
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
@@ -271,10 +329,18 @@ def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
         candidate_path, split_path, split, test, log)
     current_metrics, current_source = locked_test_metrics(
         registry.model_path(db, current.version), split_path, split, test, log)
+    others: dict[str, Any] = {}
+    if other_split is not None and other_split_path is not None:
+        log("evaluating both on the other clinics' test set")
+        for who, path in (("candidate", candidate_path), ("current", current_path)):
+            others[who] = locked_test_metrics(path, other_split_path, other_split, other_test,
+                                              log, key="other-clinics")
     decision = decide(
         GateMetrics.from_metrics(candidate_metrics), GateMetrics.from_metrics(current_metrics),
         max_balanced_accuracy_drop=engine.max_balanced_accuracy_drop,
         max_sensitivity_drop=engine.max_sensitivity_drop,
+        other_candidate=GateMetrics.from_metrics(others["candidate"][0]) if others else None,
+        other_current=GateMetrics.from_metrics(others["current"][0]) if others else None,
     )
     report = {
         "job_id": job.job_id, "base_source": source_spec, "locked_split": str(split_path),
@@ -284,10 +350,19 @@ def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
         "current_version": current.version, "candidate": candidate_metrics,
         "current": current_metrics, "gate": decision.to_dict(),
         "metrics_source": {"candidate": candidate_source, "current": current_source},
+        "warm_start": warm, "base_visits": config.full_base_visits,
+        "case_visits": config.full_case_visits, "full_epochs": config.full_epochs,
     }
+    if others:
+        report["other_clinics"] = {
+            "split": str(other_split_path), "images": len(other_test),
+            "candidate": others["candidate"][0], "current": others["current"][0],
+            "metrics_source": {who: others[who][1] for who in others}}
     actor = f"gate:job-{job.job_id}"
     registry.register_model(db, candidate_path, status=ModelStatus.CANDIDATE, actor=actor,
-                            metrics={"locked_test": candidate_metrics}, report=report,
+                            metrics={"locked_test": candidate_metrics,
+                                     **({"other_clinics": others["candidate"][0]}
+                                        if others else {})}, report=report,
                             job_id=job.job_id)
     candidate_path.unlink()  # the registered copy lives in the model storage
     if decision.promote:

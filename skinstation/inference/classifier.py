@@ -126,6 +126,10 @@ class Classifier:
         if len(bias) != len(metadata.classes):
             raise ValueError("model file class_bias must have one offset per class")
         self.decision_offsets = np.asarray(bias, np.float64)
+        prior = list(metadata.training_log_prior) or [0.0] * len(metadata.classes)
+        if len(prior) != len(metadata.classes):
+            raise ValueError("model file training_log_prior must have one value per class")
+        self.log_prior = np.asarray(prior, np.float64)
         self.assessability = AssessabilityModel.from_state(state, metadata.assessability)
         threshold = metadata.referral.get("threshold")
         self.referral_threshold = None if threshold is None else float(threshold)
@@ -158,8 +162,12 @@ class Classifier:
         return self.network.classifier(pooled).double().numpy(), pooled.double().numpy()
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated class probabilities (temperature-scaled softmax)."""
-        return softmax(logits, self.temperature)
+        """Calibrated class probabilities: softmax((logits + training log prior) / T).
+
+        A logit-adjusted network's logits leave out the training prior; it is added back
+        (as calibration was fitted) before the temperature.
+        """
+        return softmax(np.asarray(logits, np.float64) + self.log_prior, self.temperature)
 
     def predicted_classes(self, probs: np.ndarray) -> np.ndarray:
         """Index of the predicted fine class: argmax of log p + the model's decision offsets.

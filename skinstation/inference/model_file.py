@@ -52,6 +52,9 @@ class ModelMetadata:
         preprocess: :class:`PreprocessConfig` as a dict.
         temperature: Logit temperature fitted on validation data (1.0 = uncalibrated).
         class_bias: Per-class logit offsets applied with the temperature (empty = none).
+        training_log_prior: Log class prior the network was trained against (logit-adjusted
+            loss: its logits are balanced-posterior scores); added back to the logits before
+            the temperature, so shown probabilities are calibrated (empty = none).
         referral: Safety referral threshold and the validation figures it achieved.
         assessability: Out-of-distribution score, its threshold and false-rejection rate.
         metrics: Evaluation summaries (e.g. ``{"ham10000_test": {...}}``).
@@ -69,6 +72,7 @@ class ModelMetadata:
     preprocess: dict[str, Any]
     temperature: float = 1.0
     class_bias: list[float] = field(default_factory=list)
+    training_log_prior: list[float] = field(default_factory=list)
     referral: dict[str, Any] = field(default_factory=dict)
     assessability: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -80,8 +84,17 @@ class ModelMetadata:
     format: str = FORMAT
 
     def to_json(self) -> str:
-        """Serialise canonically (sorted keys) for storage."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        """Serialise canonically (sorted keys) for storage.
+
+        Fields added later (``OMITTED_WHEN_EMPTY``) are left out while empty, so files made
+        before them keep their bytes and sha256, and older readers still read such files
+        (a file that uses one is refused by them as an unknown field, as it should be).
+        """
+        data = dataclasses.asdict(self)
+        for name in OMITTED_WHEN_EMPTY:
+            if not data[name]:
+                del data[name]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:
@@ -92,6 +105,10 @@ class ModelMetadata:
         if unknown:
             raise ModelFileError(f"unknown model metadata field(s): {', '.join(sorted(unknown))}")
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+OMITTED_WHEN_EMPTY = ("training_log_prior",)
+"""Metadata fields newer than the format: absent from the JSON while empty."""
 
 
 def content_digest(tensors: dict[str, torch.Tensor], metadata: ModelMetadata) -> str:

@@ -46,7 +46,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit_referral_threshold(
-    scores: np.ndarray, positive: np.ndarray, target_sensitivity: float
+    scores: np.ndarray, positive: np.ndarray, target_sensitivity: float,
+    assessable: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Highest threshold t with sensitivity(score >= t) >= target on these samples.
 
@@ -54,10 +55,16 @@ def fit_referral_threshold(
     positive's score. Ties at t are flagged too, so sensitivity can exceed the target only by
     tied scores.
 
+    The sensitivity is the one the station shows: an image it rejects as not assessable
+    shows no referral flag, so a not-assessable cancer counts as missed (``assessable``).
+    When too many cancers are not assessable to reach the target, every assessable one is
+    flagged and ``reachable`` is 0.
+
     Args:
         scores: p(skin cancer) per sample.
         positive: True where the sample is a skin cancer.
         target_sensitivity: In (0, 1].
+        assessable: False where the station rejects the image (all assessable if None).
 
     Returns:
         ``threshold``, ``target_sensitivity`` and the ``sensitivity`` / ``specificity`` reached.
@@ -71,13 +78,20 @@ def fit_referral_threshold(
     n_pos = int(positive.sum())
     if n_pos == 0:
         raise ValueError("cannot fit a referral threshold without positive (cancer) samples")
+    ok = np.ones(len(scores), bool) if assessable is None else np.asarray(assessable, bool)
     needed = math.ceil(round(target_sensitivity * n_pos, 9))
-    threshold = float(np.sort(scores[positive])[::-1][needed - 1])
-    flagged = scores >= threshold
+    candidates = np.sort(scores[positive & ok])[::-1]
+    reachable = len(candidates) >= needed
+    if not len(candidates):
+        raise ValueError("cannot fit a referral threshold: no assessable cancer sample")
+    threshold = float(candidates[needed - 1] if reachable else candidates[-1])
+    flagged = (scores >= threshold) & ok
     negatives = ~positive
     return {
         "threshold": threshold,
         "target_sensitivity": float(target_sensitivity),
+        "reachable": float(reachable),
+        "not_assessable_cancers": float((positive & ~ok).sum()),
         "sensitivity": float(flagged[positive].mean()),
         "specificity": float((~flagged[negatives]).mean()) if negatives.any() else float("nan"),
         "positives": float(n_pos),

@@ -9,7 +9,7 @@ figures, the referral operating point, and subgroup results.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,18 +53,31 @@ class ModelOutputs:
     assessability_scores: np.ndarray
     pooled: np.ndarray
     predicted: np.ndarray | None = None
+    log_prior: np.ndarray | None = None
+
+    @property
+    def calibration_logits(self) -> np.ndarray:
+        """The logits temperature and probabilities apply to (training prior added back)."""
+        return self.logits if self.log_prior is None else self.logits + self.log_prior
 
 
 def run_model(classifier: Classifier, records: Sequence[Record],
               batch_size: int = EVAL_BATCH_SIZE,
-              log: Log = print_log) -> ModelOutputs:
-    """Classify every record (decode + preprocess + network + decision), in batches."""
+              log: Log = print_log,
+              transform: Callable[[np.ndarray], np.ndarray] | None = None) -> ModelOutputs:
+    """Classify every record (decode + preprocess + network + decision), in batches.
+
+    ``transform`` (e.g. a robustness shift) changes each decoded image before the station's
+    preprocessing.
+    """
     logits, pooled, predictions = [], [], []
     progress = Progress("evaluate", len(records), log)
     config = classifier.preprocess_config
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         images = [decode_image(r.image_path) for r in chunk]
+        if transform is not None:
+            images = [transform(image) for image in images]
         batch = np.stack([preprocess(image, config) for image in images])
         chunk_logits, chunk_pooled = classifier.forward(batch)
         logits.append(chunk_logits)
@@ -84,6 +97,7 @@ def run_model(classifier: Classifier, records: Sequence[Record],
                                        else p.assessability_score for p in predictions]),
         pooled=np.concatenate(pooled),
         predicted=classifier.predicted_classes(classifier.probabilities(all_logits)),
+        log_prior=classifier.log_prior,
     )
 
 
@@ -152,12 +166,15 @@ def compute_metrics(outputs: ModelOutputs, taxonomy: Taxonomy, temperature: floa
         "class_counts": {c: int((truth == i).sum()) for i, c in enumerate(classes)},
         "balanced_accuracy": balanced(everything),
         "balanced_accuracy_ci": _ci(balanced, units, n_boot),
+        "balanced_accuracy_argmax": float(np.nanmean(sensitivities(confusion_matrix(
+            truth, probs.argmax(1), k))[present])),
         "accuracy": float((predicted == truth).mean()),
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
         "temperature": temperature,
         "ece": expected_calibration_error(probs, truth),
-        "ece_uncalibrated": expected_calibration_error(softmax(outputs.logits), truth),
+        "ece_uncalibrated": expected_calibration_error(softmax(outputs.calibration_logits),
+                                                       truth),
         "reliability": reliability_bins(probs, truth),
         "triage": {
             "cancer_auc": binary_auc(cancer, p_cancer),
@@ -176,17 +193,34 @@ def compute_metrics(outputs: ModelOutputs, taxonomy: Taxonomy, temperature: floa
         },
     }
     if referral_threshold is not None:
-        flagged = p_cancer >= referral_threshold
+        # as the station shows it: a not-assessable image shows no flag (retake instead)
+        flagged = np.asarray(outputs.referral, bool)
+        rejected = ~np.asarray(outputs.assessable, bool)
         metrics["referral"] = {
             "threshold": referral_threshold,
-            "sensitivity": _rate(flagged, cancer), "specificity": _rate(~flagged, ~cancer),
-            "sensitivity_ci": _ci(lambda i: _rate(flagged[i], cancer[i]), units, n_boot),
-            "specificity_ci": _ci(lambda i: _rate(~flagged[i], ~cancer[i]), units, n_boot),
+            **_referral_figures(flagged, cancer, units, n_boot),
             "referred_fraction": float(flagged.mean()),
+            "not_assessable": {**_referral_figures(rejected, cancer, units, n_boot),
+                               "fraction": float(rejected.mean())},
+            "flagged_or_not_assessable": _referral_figures(flagged | rejected, cancer, units,
+                                                           n_boot),
+            "threshold_only": _referral_figures(p_cancer >= referral_threshold, cancer, units,
+                                                n_boot),
         }
         metrics["subgroups"] = subgroup_metrics(records, cancer, flagged, truth, predicted,
                                                 present, k)
     return metrics
+
+
+def _referral_figures(flagged: np.ndarray, cancer: np.ndarray, units: list[str],
+                      n_boot: int) -> dict[str, Any]:
+    """Sensitivity (flagged cancers) and specificity (unflagged others), with lesion CIs."""
+    return {
+        "sensitivity": _rate(flagged, cancer), "specificity": _rate(~flagged, ~cancer),
+        "sensitivity_ci": _ci(lambda i: _rate(flagged[i], cancer[i]), units, n_boot),
+        "specificity_ci": _ci(lambda i: _rate(~flagged[i], ~cancer[i]), units, n_boot),
+        "cancers": int(cancer.sum()), "flagged_cancers": int((flagged & cancer).sum()),
+    }
 
 
 def subgroup_metrics(records: Sequence[Record], cancer: np.ndarray, flagged: np.ndarray,

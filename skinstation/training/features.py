@@ -32,7 +32,7 @@ from skinstation.training.sources import Record
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # ranks may race
     with open(temporary, "wb") as stream:
         np.save(stream, array)
         stream.flush()

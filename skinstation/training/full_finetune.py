@@ -121,14 +121,34 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
-def _batch(images: np.ndarray, index: np.ndarray, epoch: int, config: TrainConfig) -> torch.Tensor:
-    """Augmented model inputs; each image's transform depends only on (seed, epoch, image)."""
+def epoch_order(count: int, visits: np.ndarray | None, seed: int, epoch: int) -> np.ndarray:
+    """The images one epoch visits, in order (a function of seed and epoch only).
+
+    Without ``visits`` every image once. With them (expected visits per image and epoch, e.g.
+    0.5 for replayed base data, 4 for expert-confirmed cases) each image comes
+    ``floor(v)`` times plus, for the fractional parts, a draw of exactly
+    ``round(sum(frac))`` images weighted by them: every epoch has the same length.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    if visits is None:
+        return rng.permutation(count)
+    whole = np.floor(visits).astype(np.int64)
+    fraction = visits - whole
+    extra_count = round(float(fraction.sum()))
+    chosen = (rng.choice(count, extra_count, replace=False, p=fraction / fraction.sum())
+              if extra_count else np.zeros(0, np.int64))
+    return rng.permutation(np.concatenate([np.repeat(np.arange(count), whole), chosen]))
+
+
+def _batch(images: np.ndarray, index: np.ndarray, positions: np.ndarray, epoch: int,
+           config: TrainConfig) -> torch.Tensor:
+    """Augmented model inputs; each transform depends only on (seed, epoch, position)."""
     power = (config.preprocess.sog_power
              if config.preprocess.color_constancy == "shades_of_gray" else None)
     return torch.from_numpy(np.stack([
-        to_model_input(augment(images[i], np.random.default_rng([config.seed, epoch, int(i)]),
+        to_model_input(augment(images[i], np.random.default_rng([config.seed, epoch, int(at)]),
                                config.augment, power), config.preprocess)
-        for i in index
+        for i, at in zip(index, positions, strict=True)
     ]))
 
 
@@ -139,13 +159,14 @@ def _all_reduce(tensor: torch.Tensor, world: int) -> torch.Tensor:
 
 
 def _step(network: nn.Module, trainable: list[nn.Parameter], images: np.ndarray,
-          labels: torch.Tensor, index: np.ndarray, epoch: int, step: int, loss_fn: nn.Module,
-          config: TrainConfig, context: LoopContext) -> float:
+          labels: torch.Tensor, index: np.ndarray, start: int, epoch: int, step: int,
+          loss_fn: nn.Module, config: TrainConfig, context: LoopContext) -> float:
     """One optimiser step's gradients over a global batch; returns its summed loss."""
     local = index[context.rank :: context.world]
+    positions = np.arange(start, start + len(index))[context.rank :: context.world]
     torch.manual_seed(_seed(config.seed, epoch, step, context.rank))  # dropout masks
-    losses, weights = per_sample_loss(loss_fn, network(_batch(images, local, epoch, config)),
-                                      labels[torch.from_numpy(local)])
+    inputs = _batch(images, local, positions, epoch, config)
+    losses, weights = per_sample_loss(loss_fn, network(inputs), labels[torch.from_numpy(local)])
     totals = _all_reduce(torch.stack([losses.detach().sum(), weights.sum()]), context.world)
     for parameter in trainable:
         parameter.grad = None
@@ -161,6 +182,7 @@ def finetune_network(
     network: nn.Module, train_images: np.ndarray, y_train: np.ndarray,
     val_images: np.ndarray, y_val: np.ndarray, loss_fn: nn.Module, config: TrainConfig,
     checkpoint: Path | None, log: Log, context: LoopContext | None = None,
+    visits: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Train the network end to end for ``config.full_epochs`` epochs; keep the best state.
 
@@ -175,6 +197,8 @@ def finetune_network(
         checkpoint: Per-epoch checkpoint file (overrides ``context.checkpoint`` when given).
         log: Progress sink.
         context: Rank/world, stop request and epoch callback (single process by default).
+        visits: Expected visits of each training image per epoch (see :func:`epoch_order`);
+            None visits every image once.
 
     Returns:
         History entries (phase 3.0), the first being the starting network's validation score.
@@ -189,7 +213,8 @@ def finetune_network(
     num_classes = int(network.classifier[-1].out_features)
     trainable = _freeze(network, config.full_from_block)
     optimiser = torch.optim.AdamW(trainable, lr=config.full_lr, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(y_train) // config.full_batch_size)
+    epoch_length = len(epoch_order(len(y_train), visits, config.seed, 0))
+    steps_per_epoch = -(-epoch_length // config.full_batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.full_lr, total_steps=steps_per_epoch * config.full_epochs,
         pct_start=0.1,
@@ -227,14 +252,14 @@ def finetune_network(
 
     for epoch in range(first_epoch, config.full_epochs):
         started = time.monotonic()
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(y_train))
+        order = epoch_order(len(y_train), visits, config.seed, epoch)
         train_mode(network, freeze_batchnorm=True)  # batches of 8 cannot estimate them
         progress = Progress(f"full fine-tune epoch {epoch + 1}/{config.full_epochs}",
                             len(order) - first_start, log, unit="images", every=60.0)
         for start in range(first_start, len(order), config.full_batch_size):
             index = order[start : start + config.full_batch_size]
             if len(index) >= max(2, context.world):
-                total += _step(network, trainable, train_images, labels, index, epoch,
+                total += _step(network, trainable, train_images, labels, index, start, epoch,
                                start // config.full_batch_size, loss_fn, config, context)
                 optimiser.step()
             scheduler.step()

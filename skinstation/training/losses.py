@@ -19,8 +19,7 @@ class LogitAdjustedLoss(nn.Module):
 
     def __init__(self, labels: np.ndarray, num_classes: int, label_smoothing: float = 0.0) -> None:
         super().__init__()
-        counts = np.maximum(np.bincount(labels, minlength=num_classes), 1).astype(np.float64)
-        self.register_buffer("log_prior", torch.tensor(np.log(counts / counts.sum()),
+        self.register_buffer("log_prior", torch.tensor(log_prior(labels, num_classes),
                                                        dtype=torch.float32))
         self.label_smoothing = label_smoothing
 
@@ -28,6 +27,12 @@ class LogitAdjustedLoss(nn.Module):
         """Mean adjusted cross-entropy."""
         return nn.functional.cross_entropy(logits + self.log_prior, target,
                                            label_smoothing=self.label_smoothing)
+
+
+def log_prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Log class frequencies of the training labels (a class never seen counts once)."""
+    counts = np.maximum(np.bincount(labels, minlength=num_classes), 1).astype(np.float64)
+    return np.log(counts / counts.sum())
 
 
 def training_loss(labels: np.ndarray, num_classes: int, mode: str,

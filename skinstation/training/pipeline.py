@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from skinstation.inference.assessability import STATISTICAL_METHODS, AssessabilityModel
+from skinstation.inference.assessability import AssessabilityModel
 from skinstation.inference.classifier import Classifier, softmax
 from skinstation.inference.model_file import ModelMetadata, load_model_file, save_model_file
 from skinstation.inference.preprocessing import PreprocessConfig
@@ -39,10 +38,11 @@ from skinstation.training.calibration import (
 )
 from skinstation.training.evaluation import ModelOutputs, compute_metrics, run_model
 from skinstation.training.full_finetune import LoopContext
+from skinstation.training.losses import log_prior
 from skinstation.training.progress import Log, print_log
 from skinstation.training.report import write_report
 from skinstation.training.sources import Record, fingerprint, load_source
-from skinstation.training.splits import load_or_make_split, load_split
+from skinstation.training.splits import load_or_make_split
 from skinstation.training.trainer import TrainConfig, train_classifier
 
 ASSESSABILITY_METHOD = "subspace"
@@ -125,6 +125,17 @@ def load_training_sets(request: BuildRequest, log: Log) -> tuple[
     return train, val, test, others, "+".join(fingerprints)
 
 
+def training_hardware(request: BuildRequest) -> str:
+    """Where the model is trained (for the model card): CPU cores, threads, processes, torch."""
+    import os
+
+    import torch
+
+    world = request.context.world if request.context else 1
+    return (f"CPU ({os.cpu_count()} cores), {request.config.threads} thread(s) x {world} "
+            f"process(es), torch {torch.__version__}")
+
+
 def initial_weights(model: Path, config: TrainConfig,
                     classes: Sequence[str]) -> tuple[ModelMetadata, dict[str, Any]]:
     """A verified model file's network weights, checked to fit ``config`` and ``classes``.
@@ -145,7 +156,8 @@ def initial_weights(model: Path, config: TrainConfig,
     return metadata, network
 
 
-def _labels(records: Sequence[Record], taxonomy: Taxonomy) -> np.ndarray:
+def class_labels(records: Sequence[Record], taxonomy: Taxonomy) -> np.ndarray:
+    """Class indices of the records' fine labels."""
     return np.array([taxonomy.classes.index(r.dx) for r in records])
 
 
@@ -154,15 +166,19 @@ def fit_operating_points(
     train_labels: np.ndarray, target_sensitivity: float, false_rejection: float,
 ) -> tuple[float, dict[str, Any], AssessabilityModel]:
     """Temperature, referral threshold and assessability model, all from validation outputs."""
-    temperature = fit_temperature(outputs.logits, _labels(outputs.records, taxonomy))
-    probs = softmax(outputs.logits, temperature)
+    temperature = fit_temperature(outputs.calibration_logits,
+                                  class_labels(outputs.records, taxonomy))
+    probs = softmax(outputs.calibration_logits, temperature)
     p_cancer = (probs @ taxonomy.group_matrix())[:, taxonomy.groups.index(SKIN_CANCER)]
     cancer = np.array([r.group(taxonomy) == SKIN_CANCER for r in outputs.records])
-    referral = fit_referral_threshold(p_cancer, cancer, target_sensitivity)
     assess = AssessabilityModel.fit_mahalanobis(train_pooled, train_labels, len(taxonomy.classes),
                                                 method=ASSESSABILITY_METHOD)
     scores = np.array(assess.scores(outputs.pooled, outputs.logits), np.float64)
     assess.threshold = fit_rejection_threshold(scores, false_rejection)
+    # the referral as the station shows it: a rejected image shows no flag
+    referral = fit_referral_threshold(p_cancer, cancer, target_sensitivity,
+                                      assessable=(scores <= assess.threshold)
+                                      & outputs.assessable)
     assess_meta = assess.metadata(
         false_rejection_target=false_rejection,
         val_false_rejection=float((scores > assess.threshold).mean()),
@@ -170,8 +186,27 @@ def fit_operating_points(
     return temperature, {"referral": referral, "assessability": assess_meta}, assess
 
 
+@dataclass
+class Trained:
+    """What :func:`train_stage` hands to :func:`seal_stage`."""
+
+    result: Any
+    metadata: ModelMetadata
+    val: list[Record]
+    test: list[Record]
+    others: dict[str, list[Record]]
+
+
 def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
     """Train, calibrate, evaluate and save a model file; returns its final metadata."""
+    return seal_stage(request, train_stage(request, log), log)
+
+
+def train_stage(request: BuildRequest, log: Log = print_log) -> Trained:
+    """Load the data and train (every data-parallel rank runs this; see ``request.context``).
+
+    On rank 0 the result goes on to :func:`seal_stage`; the other ranks are done after it.
+    """
     taxonomy = load_taxonomy()
     train, val, test, others, split_fingerprint = load_training_sets(request, log)
     train = train + list(request.extra_records)
@@ -189,7 +224,7 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
         log(f"starting from {request.init_model} ({init_metadata.model_version})")
     result = train_classifier(train, val, taxonomy.classes, request.config,
                               request.cache_dir, log, initial_state=initial_state,
-                              context=request.context)
+                              context=request.context, cases=len(request.extra_records))
     created = dt.datetime.now(dt.UTC)
     version = request.version or f"{Path(request.output).stem}-{created:%Y%m%dT%H%M%S}"
     metadata = ModelMetadata(
@@ -206,8 +241,19 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
                   "split": str(request.split_path), "train_images": len(train),
                   "also": [[spec, str(path)] for spec, path in request.also],
                   "run": request.run,
+                  "processes": request.context.world if request.context else 1,
+                  "hardware": training_hardware(request),
                   "extra_records": len(request.extra_records)},
+        training_log_prior=_training_prior(request.config, result.train_labels,
+                                           len(taxonomy.classes)),
     )
+    return Trained(result, metadata, list(val), list(test), others)
+
+
+def seal_stage(request: BuildRequest, trained: Trained, log: Log = print_log) -> ModelMetadata:
+    """Calibrate on the validation pool, evaluate, and save the model file (rank 0)."""
+    taxonomy = load_taxonomy()
+    result, metadata, val, test = trained.result, trained.metadata, trained.val, trained.test
     state = result.network.state_dict()
     save_model_file(request.output, state, metadata)
 
@@ -216,23 +262,31 @@ def build_model(request: BuildRequest, log: Log = print_log) -> ModelMetadata:
     temperature, points, assess = fit_operating_points(
         val_outputs, taxonomy, result.train_features, result.train_labels,
         request.target_sensitivity, request.false_rejection)
-    offsets = _offsets(val_outputs, taxonomy, temperature, request.min_sensitivity, log)
+    offsets = fit_offsets(val_outputs, taxonomy, temperature, request.min_sensitivity, log)
     training = {**metadata.training, "min_sensitivity": dict(request.min_sensitivity)}
     metadata = dataclasses.replace(metadata, temperature=temperature, training=training,
                                    class_bias=[float(o) for o in offsets], **points)
     state = {**state, **assess.state()}
     report_dir = request.report_dir or Path(f"{request.output}.reports")
     return evaluate_and_seal(request.output, state, metadata, test, request.eval_sources,
-                             report_dir, log, others)
+                             report_dir, log, trained.others)
 
 
-def _offsets(val_outputs: ModelOutputs, taxonomy: Taxonomy, temperature: float,
-             min_sensitivity: dict[str, float], log: Log) -> np.ndarray:
+def _training_prior(config: TrainConfig, labels: np.ndarray, num_classes: int) -> list[float]:
+    """The prior a logit-adjusted loss left out of the logits (stored in the model file)."""
+    if config.class_weighting != "logit_adjusted":
+        return []
+    return [float(v) for v in log_prior(labels, num_classes)]
+
+
+def fit_offsets(val_outputs: ModelOutputs, taxonomy: Taxonomy, temperature: float,
+                min_sensitivity: dict[str, float], log: Log) -> np.ndarray:
+    """Cost-sensitive decision offsets from validation (zeros when none is asked for)."""
     if not min_sensitivity:
         return np.zeros(len(taxonomy.classes))
     protected = {taxonomy.classes.index(c): v for c, v in min_sensitivity.items()}
-    offsets = fit_decision_offsets(softmax(val_outputs.logits, temperature),
-                                   _labels(val_outputs.records, taxonomy), protected)
+    offsets = fit_decision_offsets(softmax(val_outputs.calibration_logits, temperature),
+                                   class_labels(val_outputs.records, taxonomy), protected)
     log("decision offsets (validation): " + ", ".join(
         f"{c} {o:+.2f}" for c, o in zip(taxonomy.classes, offsets, strict=True)))
     return offsets
@@ -268,84 +322,6 @@ def evaluate_and_seal(output: Path, state: dict[str, Any], metadata: ModelMetada
         log(summary_line(label, metrics))
     compact = {name: summarise(m) for name, m in evaluations.items()}
     return save_model_file(output, state, dataclasses.replace(metadata, metrics=compact))
-
-
-def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
-                      min_sensitivity: dict[str, float], target_sensitivity: float,
-                      eval_sources: Sequence[str] = (), report_dir: Path | None = None,
-                      log: Log = print_log,
-                      false_rejection: float | None = None,
-                      assessability_method: str | None = None,
-                      size: int | None = None) -> ModelMetadata:
-    """Refit a trained model's operating points on validation, without retraining.
-
-    Temperature, referral threshold and decision offsets are refitted on the validation split;
-    the weights and the assessability statistics are kept (its threshold is refitted on
-    validation when ``false_rejection`` is given, and its score switched to another method that
-    uses the same stored statistics when ``assessability_method`` is). ``size`` changes the
-    input size the network sees at inference (a network trained with random-scale crops can
-    do better slightly above its training size); the not-assessable threshold is then refitted
-    too, at its stored validation rejection rate, and the training size stays recorded in
-    ``training``. Every other preprocessing parameter is kept as it is (the hair-removal
-    kernel is in model-input pixels, so it then covers a slightly smaller part of the image).
-    The model is then re-evaluated on the locked test split (and ``eval_sources``) and saved
-    to ``output`` as a new version.
-    """
-    if false_rejection is not None and not 0 <= false_rejection < 1:
-        raise ValueError(f"false rejection rate must be in [0, 1), got {false_rejection}")
-    if assessability_method is not None and assessability_method not in STATISTICAL_METHODS:
-        raise ValueError(f"unknown assessability method {assessability_method!r}")
-    taxonomy = load_taxonomy()
-    metadata, state = load_model_file(model)
-    statistical = metadata.assessability.get("method") in STATISTICAL_METHODS
-    if (false_rejection is not None or assessability_method is not None) and not statistical:
-        # said now, not after the minutes-long validation pass
-        raise ValueError(f"{model} has no assessability statistics to refit a threshold on")
-    if size is not None and size != metadata.preprocess["size"]:
-        log(f"input size {metadata.preprocess['size']} -> {size} px")
-        preprocess = PreprocessConfig.from_dict({**metadata.preprocess, "size": size})
-        metadata = dataclasses.replace(metadata, preprocess=preprocess.to_dict())
-        if false_rejection is None and statistical:  # the features move with the input size
-            false_rejection = float(metadata.assessability.get("false_rejection_target", 0.03))
-    records, report = load_source(source)
-    log(report.summary())
-    split = load_split(split_path, records)
-    val, test = split.select(records, "val"), split.select(records, "test")
-    plain = dataclasses.replace(metadata, temperature=1.0, class_bias=[])
-    with tempfile.TemporaryDirectory(prefix="recalibrate-") as scratch:
-        # the uncalibrated copy lives outside ``output``, which may be the deployed model
-        save_model_file(Path(scratch) / "plain.safetensors", state, plain)
-        plain_classifier = Classifier.load(Path(scratch) / "plain.safetensors", warm_up=False)
-    val_outputs = run_model(plain_classifier, val, log=log)
-    assessability = dict(metadata.assessability)
-    if assessability_method is not None and false_rejection is None:
-        false_rejection = float(assessability.get("false_rejection_target", 0.03))
-    if false_rejection is not None:
-        assess = plain_classifier.assessability
-        if assessability_method is not None:
-            assess.method = assessability["method"] = assessability_method
-        scores = np.array(assess.scores(val_outputs.pooled, val_outputs.logits), np.float64)
-        threshold = fit_rejection_threshold(scores, false_rejection)
-        assessability.update(threshold=threshold, false_rejection_target=false_rejection,
-                             val_false_rejection=float((scores > threshold).mean()))
-        log(f"assessability threshold {threshold:.2f} at validation false rejection "
-            f"{assessability['val_false_rejection']:.3f}")
-    temperature = fit_temperature(val_outputs.logits, _labels(val, taxonomy))
-    p_cancer = (softmax(val_outputs.logits, temperature) @ taxonomy.group_matrix())[
-        :, taxonomy.groups.index(SKIN_CANCER)]
-    cancer = np.array([r.group(taxonomy) == SKIN_CANCER for r in val])
-    referral = fit_referral_threshold(p_cancer, cancer, target_sensitivity)
-    offsets = _offsets(val_outputs, taxonomy, temperature, min_sensitivity, log)
-    created = dt.datetime.now(dt.UTC)
-    training = {**metadata.training, "min_sensitivity": dict(min_sensitivity),
-                "recalibrated_from": metadata.model_version}
-    sealed = dataclasses.replace(
-        metadata, model_version=f"{output.stem}-{created:%Y%m%dT%H%M%S}",
-        created_at=created.isoformat(timespec="seconds"), temperature=temperature,
-        referral=referral, class_bias=[float(o) for o in offsets], training=training,
-        assessability=assessability)
-    return evaluate_and_seal(output, state, sealed, test, eval_sources,
-                             report_dir or Path(f"{output}.reports"), log)
 
 
 def summarise(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -115,7 +115,16 @@ def write_report(metrics: dict[str, Any], classes: list[str], out_dir: str | Pat
         f"<p>Referral threshold p(skin cancer) ≥ {_fmt(referral['threshold'])}: sensitivity "
         f"{_fmt(referral['sensitivity'])} {_ci(referral['sensitivity_ci'])}, specificity "
         f"{_fmt(referral['specificity'])} {_ci(referral['specificity_ci'])}, "
-        f"{_fmt(referral['referred_fraction'])} of images referred.</p>" if referral else "")
+        f"{_fmt(referral['referred_fraction'])} of images referred, as the station shows it "
+        "(a not-assessable image shows no flag). Not assessable: "
+        f"{_fmt(referral['not_assessable']['fraction'])} of images, "
+        f"{_fmt(referral['not_assessable']['sensitivity'])} of cancers. Flagged or not "
+        f"assessable: sensitivity {_fmt(referral['flagged_or_not_assessable']['sensitivity'])} "
+        f"{_ci(referral['flagged_or_not_assessable']['sensitivity_ci'])}, specificity "
+        f"{_fmt(referral['flagged_or_not_assessable']['specificity'])}. Threshold alone "
+        f"(ignoring assessability): sensitivity "
+        f"{_fmt(referral['threshold_only']['sensitivity'])}.</p>"
+        if referral and "not_assessable" in referral else "")
     subgroups = ""
     for name, rows_by_value in metrics.get("subgroups", {}).items():
         body = "".join(

@@ -73,6 +73,8 @@ class TrainConfig:
     full_lr: float = 1e-4
     full_batch_size: int = 8
     full_from_block: int = 0
+    full_base_visits: float = 1.0
+    full_case_visits: float = 1.0
     seed: int = 42
     threads: int = 2
 
@@ -89,6 +91,9 @@ class TrainConfig:
             raise ValueError("full fine-tuning needs full_epochs >= 0, full_batch_size >= 2 and "
                              f"full_from_block >= 0, got {self.full_epochs}, "
                              f"{self.full_batch_size}, {self.full_from_block}")
+        if not (self.full_base_visits > 0 and self.full_case_visits > 0):
+            raise ValueError("full fine-tuning visits per epoch must be > 0, got base "
+                             f"{self.full_base_visits}, cases {self.full_case_visits}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -161,6 +166,7 @@ def train_classifier(
     config: TrainConfig, cache_dir: Path | None = None, log: Log = print_log,
     initial_state: dict[str, torch.Tensor] | None = None,
     context: LoopContext | None = None,
+    cases: int = 0,
 ) -> TrainResult:
     """Train a network on ``train``; select the epoch by balanced accuracy on ``val``.
 
@@ -176,6 +182,9 @@ def train_classifier(
         context: The full fine-tune's rank/world, stop request, epoch callback and
             checkpoint (a run folder's; by default a file in ``cache_dir`` named by the
             config and data).
+        cases: How many of the last training records are expert-confirmed cases (visited
+            ``full_case_visits`` times an epoch; the others, replayed base data,
+            ``full_base_visits`` times).
 
     Returns:
         The trained network (full, eval mode) and its history.
@@ -220,9 +229,17 @@ def train_classifier(
         if context.checkpoint is None and cache_dir is not None:
             key = _key(config.to_dict(), train_id, val_id, start_id)
             context = dataclasses.replace(context, checkpoint=cache_dir / f"full-{key}.pt")
+        visits = None
+        if (config.full_base_visits, config.full_case_visits) != (1.0, 1.0):
+            visits = np.full(len(y_train), config.full_base_visits)
+            visits[len(y_train) - cases:] = config.full_case_visits
         history += finetune_network(network, train_images, y_train, val_images, y_val, loss_fn,
-                                    config, None, log, context)
+                                    config, None, log, context, visits)
         seconds["full_finetune"] = time.monotonic() - started
+        if context.rank != 0:  # rank 0 calibrates and evaluates; the others are done
+            network.eval()
+            empty = np.zeros((0, 0), np.float32)
+            return TrainResult(network, history, seconds, empty, empty, empty, y_train)
         started = time.monotonic()
         val_logits, val_pooled = network_outputs(
             network, val_images, config.preprocess, Progress("validation outputs",
