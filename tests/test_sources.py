@@ -97,6 +97,7 @@ def test_manifest_missing_columns(tmp_path):
 def test_source_specs_and_detection(data_dir, tmp_path):
     assert detect_kind(data_dir / "ham10000") == "ham10000"
     assert detect_kind(data_dir / "pad-ufes-20") == "pad-ufes-20"
+    assert detect_kind(data_dir / "isic-archive") == "isic-archive"
     records, _ = load_source("pad-ufes-20", data_dir=data_dir)
     assert len(records) == 686
     with pytest.raises(DataSourceError, match="cannot tell the layout"):
@@ -111,3 +112,22 @@ def test_fingerprint_is_order_independent_and_label_sensitive(pad_dir):
     import dataclasses
     changed = [dataclasses.replace(records[0], dx="mel"), *records[1:]]
     assert fingerprint(changed) != fingerprint(records)
+
+
+def test_isic_archive_bad_rows_raise_naming_the_file_or_are_counted(tmp_path, data_dir):
+    source = data_dir / "isic-archive"
+    (tmp_path / "images").mkdir()
+    with open(source / "metadata.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))[:3]
+    for row in rows[:2]:
+        shutil.copy(source / "images" / f"{row['image_id']}.jpg", tmp_path / "images")
+    rows[1]["dx"] = "scc"
+    with open(tmp_path / "metadata.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(DataSourceError, match=r"unknown diagnosis code 'scc': .*metadata.csv:3"):
+        load_source(f"isic-archive:{tmp_path}")
+    records, report = load_source(f"isic-archive:{tmp_path}", skip_bad=True)
+    assert [r.image_id for r in records] == [rows[0]["image_id"]]
+    assert report.skipped == {"unknown diagnosis code 'scc'": 1, "missing image": 1}

@@ -86,3 +86,23 @@ def test_bad_split_requests(ham):
         make_split([ham[0], ham[0]])
     with pytest.raises(SplitError, match="unknown split"):
         make_split(ham[:50]).select(ham[:50], "holdout")
+
+
+def test_committed_isic_archive_split_keeps_lesions_together_and_is_disjoint_from_ham(
+        data_dir, ham):
+    from collections import Counter
+    from pathlib import Path
+
+    from skinstation.training.sources import load_source
+
+    records, report = load_source("isic-archive", data_dir=data_dir)
+    assert report.loaded == 2593 and {r.source for r in records} == {"isic-archive"}
+    assert Counter(r.dx for r in records) == {"nv": 1866, "mel": 519, "bkl": 208}
+    # an image without a lesion id is its own lesion; 708 images carry one
+    assert sum(r.lesion_id != r.image_id for r in records) == 708
+    path = Path(__file__).resolve().parent.parent / "resources" / "splits" / "isic-archive.csv"
+    split = load_split(path, records)
+    sizes = {name: len(split.select(records, name)) for name in ("train", "val", "test")}
+    assert sizes == {"train": 1815, "val": 390, "test": 388}
+    assert all(len(s) == 1 for s in _units_per_split(records, split).values())
+    assert {r.image_id for r in records}.isdisjoint(r.image_id for r in ham)
