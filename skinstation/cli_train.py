@@ -74,7 +74,8 @@ def _train_in_run(args: argparse.Namespace, request: Any, settings: Settings) ->
     previous = read_status(folder)
     epoch_seconds = [float(s) for s in previous.get("epoch_seconds", [])]
     total = request.config.full_epochs
-    log_stream = open(folder.log, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+    log_stream = os.fdopen(os.open(folder.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                           "a", encoding="utf-8")
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -178,6 +178,10 @@ def test_a_stored_training_prior_is_added_back_before_the_temperature(tiny_model
     logits = np.array([[0.5, -1.0, 0.2, 0.0, 1.0, 0.3, -0.2]])
     np.testing.assert_allclose(classifier.probabilities(logits),
                                softmax(logits + np.array(prior), 2.0))
+    # the decision stays the balanced one the network was trained for: argmax of the logits
+    # (+ offsets), not of the prior-shifted probabilities (which would say nv, index 5)
+    assert int((logits[0] + np.array(prior)).argmax()) == 5
+    assert classifier.predicted_classes(classifier.probabilities(logits)).tolist() == [4]
     wrong = dataclasses.replace(metadata, training_log_prior=[0.0] * 3)
     save_model_file(tmp_path / "wrong.st", state, wrong)
     with pytest.raises(ValueError, match="training_log_prior must have one value per class"):

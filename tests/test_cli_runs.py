@@ -89,7 +89,8 @@ def test_a_run_stops_on_sigterm_reports_its_status_and_resumes_to_the_same_model
     status = json.loads((folder / "status.json").read_text())
     assert status["state"] == "stopped" and status["epochs_done"] == 1
     assert "resume with: skinstation train --resume nightly" in status["message"]
-    assert oct((folder / "request.json").stat().st_mode & 0o777) == "0o600"
+    for name in ("request.json", "status.json", "checkpoint.pt", "train.log"):
+        assert oct((folder / name).stat().st_mode & 0o777) == "0o600", name
     assert json.loads((folder / "request.json").read_text())["arguments"] == args
 
     shown = _cli(home, "train", "--status", "nightly")

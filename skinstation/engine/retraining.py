@@ -306,10 +306,12 @@ def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
                                                                     log)
     candidate_path = job_dir / f"{version}.safetensors"
     source_spec = _absolute_source(source, settings.data_dir)
+    # the cache is shared by jobs: prepared base images (keyed by path and preprocessing) are
+    # made once, not again for every job; a retried job resumes its own checkpoint there
     request = BuildRequest(
         source=source_spec, split_path=split_path, output=candidate_path, config=config,
         extra_records=extras, version=version, parent_version=current.version,
-        cache_dir=job_dir / "cache", report_dir=job_dir / "reports", also=also,
+        cache_dir=db.paths.home / "cache", report_dir=job_dir / "reports", also=also,
         init_model=current_path if warm else None,
         min_sensitivity=dict(read_metadata(current_path).training.get("min_sensitivity", {})),
     )

@@ -174,9 +174,13 @@ class Classifier:
 
         The offsets (all zero unless the model file sets ``class_bias``) are the
         cost-sensitive part of the fine-class decision, fitted on validation data; the
-        probabilities themselves stay calibrated.
+        probabilities themselves stay calibrated. For a logit-adjusted model the training
+        prior the probabilities carry is taken out of the decision again (``- log prior /
+        T``): its decision stays the balanced one it was trained for, and the offsets are
+        fitted on that balanced decision.
         """
-        return predicted_classes(probs, self.decision_offsets)
+        return predicted_classes(probs, self.decision_offsets
+                                 - self.log_prior / self.temperature)
 
     def classify(self, image: np.ndarray) -> Prediction:
         """Classify one decoded RGB uint8 image."""

@@ -285,7 +285,9 @@ def fit_offsets(val_outputs: ModelOutputs, taxonomy: Taxonomy, temperature: floa
     if not min_sensitivity:
         return np.zeros(len(taxonomy.classes))
     protected = {taxonomy.classes.index(c): v for c, v in min_sensitivity.items()}
-    offsets = fit_decision_offsets(softmax(val_outputs.calibration_logits, temperature),
+    # on the balanced scores (no training prior): the classifier takes the prior out of its
+    # decision again, see Classifier.predicted_classes
+    offsets = fit_decision_offsets(softmax(val_outputs.logits, temperature),
                                    class_labels(val_outputs.records, taxonomy), protected)
     log("decision offsets (validation): " + ", ".join(
         f"{c} {o:+.2f}" for c, o in zip(taxonomy.classes, offsets, strict=True)))

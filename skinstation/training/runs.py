@@ -88,12 +88,19 @@ def run_folder(home: Path, name_or_path: str) -> RunFolder:
 
 
 def _commit() -> str:
+    """The checkout's commit, ``-dirty`` when the code has uncommitted changes ("" if unknown)."""
+    where = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=False, cwd=Path(__file__).resolve().parent)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False, cwd=where)
+        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=False,
+                                 cwd=where)
     except OSError:
         return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+    if head.returncode != 0:
+        return ""
+    return head.stdout.strip() + ("-dirty" if changes.stdout.strip() else "")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -21,8 +21,13 @@ def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically (temporary file, fsync, rename): never a torn file."""
+    """Write a checkpoint atomically (temporary file, fsync, rename): never a torn file.
+
+    The file is the owner's only (0600): it holds a model trained on patient images.
+    """
     temporary = path.with_name(f".{path.name}.partial")
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(temporary, 0o600)
     torch.save(state, temporary)
     with open(temporary, "rb") as stream:
         os.fsync(stream.fileno())
