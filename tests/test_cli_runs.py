@@ -134,5 +134,8 @@ def test_run_names_and_missing_runs_are_clear_errors(sources, tiny_model, tmp_pa
     clash = _cli(home, *_train_args(sources, tiny_model, tmp_path / "m.st"), "--run", "taken")
     assert clash.returncode == 1 and "run taken already exists with other arguments" in \
         clash.stderr
+    (home / "runs" / "taken" / "status.json").write_text("{not json")
+    torn = _cli(home, "train", "--status", "taken")
+    assert torn.returncode == 1 and "error: unreadable run status" in torn.stderr
     no_out = _cli(home, "train", "--data", "ham10000:ham10000")
     assert no_out.returncode == 1 and "train needs --out" in no_out.stderr

@@ -180,7 +180,12 @@ def read_status(folder: RunFolder) -> dict[str, Any]:
     read_request(folder)
     if not folder.status.is_file():
         raise RunError(f"run {folder.name} has written no status yet ({folder.status})")
-    data: dict[str, Any] = json.loads(folder.status.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(folder.status.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunError(f"unreadable run status {folder.status}: {error}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("curve"), list):
+        raise RunError(f"malformed run status {folder.status}: no validation curve")
     return data
 
 

@@ -117,6 +117,22 @@ def _accept(
     return False
 
 
+def _usable_row(report: LoadReport, skip_bad: bool, verify_images: bool, taxonomy: Taxonomy,
+                code: str, image: Path, where: str) -> str | None:
+    """A row's fine class code (lower case), or None when the row is skipped.
+
+    Raises:
+        DataSourceError: Unknown code or unusable image, unless ``skip_bad``.
+    """
+    dx = code.strip().lower()
+    problem = f"unknown diagnosis code {code!r}" if dx not in taxonomy.classes else None
+    if not _accept(report, skip_bad, problem, where):
+        return None
+    if not _accept(report, skip_bad, _check_image(image, verify_images), f"{image} ({where})"):
+        return None
+    return dx
+
+
 def load_ham10000(
     root: str | Path,
     skip_bad: bool = False,
@@ -227,11 +243,8 @@ def load_isic_archive(
         image_id = row["image_id"].strip()
         image = root / "images" / f"{image_id}.jpg"
         where = f"{csv_path}:{line} ({image.name})"
-        dx = row["dx"].strip().lower()
-        problem = f"unknown diagnosis code {row['dx']!r}" if dx not in taxonomy.classes else None
-        if not _accept(report, skip_bad, problem, where):
-            continue
-        if not _accept(report, skip_bad, _check_image(image, verify_images), f"{image} ({where})"):
+        dx = _usable_row(report, skip_bad, verify_images, taxonomy, row["dx"], image, where)
+        if dx is None:
             continue
         attributes = {
             "sex": (row.get("sex") or "").strip().lower(),
@@ -262,11 +275,8 @@ def load_manifest(
     for line, row in enumerate(rows, start=2):
         image = (csv_path.parent / row["image"].strip()).resolve()
         where = f"{csv_path}:{line} ({row['image']})"
-        dx = row["dx"].strip().lower()
-        problem = f"unknown diagnosis code {row['dx']!r}" if dx not in taxonomy.classes else None
-        if not _accept(report, skip_bad, problem, where):
-            continue
-        if not _accept(report, skip_bad, _check_image(image, verify_images), f"{image} ({where})"):
+        dx = _usable_row(report, skip_bad, verify_images, taxonomy, row["dx"], image, where)
+        if dx is None:
             continue
         image_id = row["image"].strip()
         lesion = (row.get("lesion_id") or "").strip() or image_id
