@@ -47,8 +47,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from skinstation.engine import accounts, ingest, jobs, registry, review, signing, stations  # noqa: E402
 from skinstation.engine.database import open_engine_database  # noqa: E402
-from skinstation.engine.payloads import CaptureMetadata  # noqa: E402
 from skinstation.engine.schema import AccountRole, ModelStatus  # noqa: E402
+from skinstation.protocol.uploads import CaptureMetadata  # noqa: E402
 from skinstation.settings import Settings, SyncSettings  # noqa: E402
 from skinstation.sync.client import EngineClient  # noqa: E402
 from tests.test_engine_helpers import EngineServer, make_tls, write_engine_config  # noqa: E402
@@ -79,7 +79,7 @@ def _upload_all(sync: SyncSettings, token: str, batch: list, latencies: list[flo
     client = EngineClient(sync, token=token)
     for metadata, data in batch:
         started = time.perf_counter()
-        status, _ = client.upload_capture(metadata, data)
+        status, _ = client.upload_capture(CaptureMetadata.model_validate(metadata), data)
         if status != 201:
             raise RuntimeError(f"upload answered {status}")
         latencies.append(time.perf_counter() - started)

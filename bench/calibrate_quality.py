@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinstation.camera.quality import assess_quality, measure_quality
 from skinstation.inference.preprocessing import decode_image
+from skinstation.inference.quality import assess_quality, measure_quality
 from skinstation.settings import QualitySettings
 
 PERCENTILES = (0, 1, 2, 5, 50, 95, 98, 99, 100)

@@ -30,7 +30,7 @@ from skinstation.resources import DEFAULT_MODEL_PATH
 class QualitySettings:
     """Thresholds of the capture-quality checks run before classification.
 
-    Measured on a copy with a 200-pixel long side (see ``skinstation.camera.quality``) and
+    Measured on a copy with a 200-pixel long side (see ``skinstation.inference.quality``) and
     calibrated on HAM10000 (96.9% of its 10,015 images pass; ``bench/calibrate_quality.py``).
     """
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from skinstation.engine import accounts, ingest, jobs, registry, review, signing, stations
 from skinstation.engine.database import open_engine_database
-from skinstation.engine.payloads import CaptureMetadata
 from skinstation.engine.schema import AccountRole, ModelStatus
 from skinstation.inference.model_file import load_model_file, save_model_file
+from skinstation.protocol.uploads import CaptureMetadata
 from skinstation.settings import Settings
 from skinstation.storage import SyncRecords
 from skinstation.training.sources import load_manifest

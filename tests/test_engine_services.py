@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import accounts, ingest, jobs, registry, review, signing, stations
 from skinstation.engine.database import EngineDatabase, open_engine_database
 from skinstation.engine.errors import (
@@ -25,7 +26,6 @@ from skinstation.engine.errors import (
     UnauthorizedError,
 )
 from skinstation.engine.gate import GateMetrics, decide
-from skinstation.engine.payloads import CaptureMetadata
 from skinstation.engine.schema import (
     Account,
     AccountRole,
@@ -34,10 +34,10 @@ from skinstation.engine.schema import (
     ModelStatus,
     Station,
 )
+from skinstation.protocol.manifest import ManifestError, verify_manifest
+from skinstation.protocol.uploads import CaptureMetadata
 from skinstation.settings import Settings
 from skinstation.storage import SyncRecords
-from skinstation.storage.timeutil import utc_now
-from skinstation.sync.protocol import ManifestError, verify_manifest
 from tests.test_engine_helpers import add_capture, ham_images, make_station
 
 PASSWORD = "a-long-passphrase-9"

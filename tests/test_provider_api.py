@@ -23,12 +23,12 @@ import requests
 from PIL import Image
 from sqlalchemy import func, select
 
-from skinstation.camera.quality import assess_quality
 from skinstation.engine import audit, registry, retraining
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.schema import AuditEvent, Capture, CapturePrediction, ModelStatus
 from skinstation.inference.classifier import Classifier, Prediction
 from skinstation.inference.preprocessing import decode_image
+from skinstation.inference.quality import assess_quality
 from skinstation.settings import QualitySettings
 from tests.test_engine_helpers import (
     ADMIN_PASSWORD,

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from skinstation.cli import main
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import providers, ratelimit
 from skinstation.engine.database import open_engine_database
 from skinstation.engine.errors import RateLimitedError
 from skinstation.settings import Settings
-from skinstation.storage.timeutil import utc_now
 from tests.test_engine_helpers import write_engine_config
 
 

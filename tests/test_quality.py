@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from skinstation.camera import QualityReport, assess_quality
-from skinstation.camera.quality import measure_quality, outline_on_edge
 from skinstation.inference.preprocessing import decode_image
+from skinstation.inference.quality import measure_quality, outline_on_edge
 from skinstation.settings import QualitySettings
 
 CHECKS = [

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from skinstation.core.images import TEMP_PREFIX, sha256_of_file
 from skinstation.settings import Settings
 from skinstation.storage import (
     AuditAction,
@@ -35,7 +36,6 @@ from skinstation.storage import (
     init_database,
     recover,
 )
-from skinstation.storage.images import TEMP_PREFIX, sha256_of_file
 from tests.test_storage_helpers import add_operator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from skinstation.storage import (
     init_database,
     recover,
 )
-from skinstation.storage import images as images_module
+from skinstation.core import images as images_module
 
 
 def _age(path: Path, seconds: float) -> None:

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from skinstation.core.i18n import LANGUAGES, keys, text
 from skinstation.inference.classifier import Classifier, guidance_key
 from skinstation.inference.heatmap import explain
 from skinstation.inference.preprocessing import decode_image
-from skinstation.inference.texts import LANGUAGES, keys, text
 
 
 def test_every_language_defines_every_text():

@@ -16,7 +16,6 @@ from skinstation.auth.errors import (
     SessionExpiredError,
     UnknownOperatorError,
 )
-from skinstation.auth.passwords import check_password_policy, default_hasher
 from skinstation.auth.permissions import (
     Permission,
     can_capture,
@@ -30,6 +29,7 @@ from skinstation.auth.permissions import (
 )
 from skinstation.auth.service import AuthService
 from skinstation.auth.sessions import Session
+from skinstation.core.passwords import check_password_policy, default_hasher
 from skinstation.storage.models import Role
 
 __all__ = [

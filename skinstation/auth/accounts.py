@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,11 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from skinstation.auth.errors import OperatorExistsError, UnknownOperatorError
-from skinstation.auth.passwords import check_password_policy
+from skinstation.core.passwords import check_password_policy
+from skinstation.core.usernames import USERNAME as USERNAME
+from skinstation.core.usernames import normalise_username as normalise_username
 from skinstation.settings import AuthSettings
 from skinstation.storage.models import Operator, Role
 
-USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 MAX_DISPLAY_NAME = 200
 
 
@@ -43,11 +43,6 @@ class OperatorAccount:
             operator.locked_until,
             operator.created_at,
         )
-
-
-def normalise_username(username: str) -> str:
-    """Return the canonical (stripped, lower-case) form of a username."""
-    return username.strip().lower()
 
 
 def find_operator(db: DbSession, username: str) -> Operator:

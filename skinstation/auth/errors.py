@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from skinstation.core.passwords import PasswordPolicyError as PasswordPolicyError
+
 
 class AuthError(Exception):
     """Base class of every authentication or access error (``str()`` is for the operator)."""
@@ -29,10 +31,6 @@ class AccountDisabledError(AuthError):
 
     def __init__(self) -> None:
         super().__init__("This account is disabled; ask an administrator.")
-
-
-class PasswordPolicyError(AuthError):
-    """A new password breaks the password policy."""
 
 
 class OperatorExistsError(AuthError):

@@ -31,14 +31,14 @@ from skinstation.auth.errors import (
     PermissionDeniedError,
     SessionExpiredError,
 )
-from skinstation.auth.passwords import default_hasher, verify_password
 from skinstation.auth.permissions import Permission, can_manage_operators
 from skinstation.auth.sessions import Session
+from skinstation.core.passwords import default_hasher, verify_password
+from skinstation.core.timeutil import Clock, utc_now
 from skinstation.settings import AuthSettings
 from skinstation.storage.audit import AuditAction, record_audit
 from skinstation.storage.database import Database
 from skinstation.storage.models import Operator, Role
-from skinstation.storage.timeutil import Clock, utc_now
 
 log = logging.getLogger(__name__)
 

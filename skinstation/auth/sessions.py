@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from skinstation.auth.errors import SessionExpiredError
+from skinstation.core.timeutil import Clock
 from skinstation.storage.models import Role
-from skinstation.storage.timeutil import Clock
 
 
 @dataclass(eq=False)

@@ -43,9 +43,9 @@ from skinstation.camera.illumination import (
 )
 from skinstation.camera.led_simulator import LedControllerSimulator
 from skinstation.camera.opencv_camera import CameraFrameSource
-from skinstation.camera.quality import QualityCheck, QualityReport, assess_quality
 from skinstation.camera.simulator import SimulatedCable, SimulatedDermatoscope
 from skinstation.camera.synthetic import SyntheticFrameSource
+from skinstation.inference.quality import QualityCheck, QualityReport, assess_quality
 
 __all__ = [
     "BANDS",

@@ -1,6 +1,6 @@
 """Engine accounts (administrators, dermatologists): argon2id passwords, lockout, API logins.
 
-Passwords are hashed and checked with :mod:`skinstation.auth.passwords` (the station's own
+Passwords are hashed and checked with :mod:`skinstation.core.passwords` (the station's own
 policy and hasher). A login returns a bearer token valid for ``engine.session_hours``; only its
 sha256 is stored, so any API process can check it and a database leak reveals no token.
 """
@@ -16,9 +16,14 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skinstation.auth.accounts import USERNAME, normalise_username
-from skinstation.auth.errors import PasswordPolicyError
-from skinstation.auth.passwords import check_password_policy, default_hasher, verify_password
+from skinstation.core.passwords import (
+    PasswordPolicyError,
+    check_password_policy,
+    default_hasher,
+    verify_password,
+)
+from skinstation.core.timeutil import utc_now
+from skinstation.core.usernames import USERNAME, normalise_username
 from skinstation.engine import audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import (
@@ -30,7 +35,6 @@ from skinstation.engine.errors import (
 )
 from skinstation.engine.schema import Account, AccountRole, ApiSession
 from skinstation.engine.tokens import SESSION_TOKEN_PREFIX, digest, new_token
-from skinstation.storage.timeutil import utc_now
 
 _HASHER = default_hasher()
 

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from skinstation.core.timeutil import utc_now
 from skinstation.engine.schema import AuditEvent
-from skinstation.storage.timeutil import utc_now
 
 
 def record(

@@ -31,6 +31,8 @@ from typing import Any
 import anyio.to_thread
 from PIL import Image, UnidentifiedImageError
 
+from skinstation.core.images import FORMAT_EXTENSIONS, EncodedImage
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import audit, ingest, ratelimit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError, InvalidError, UnavailableError
@@ -39,8 +41,6 @@ from skinstation.engine.provider_payloads import ClassifyRequest
 from skinstation.engine.provider_schema import KeyScope
 from skinstation.engine.providers import ProviderPrincipal
 from skinstation.engine.ratelimit import Admission
-from skinstation.storage.images import FORMAT_EXTENSIONS, EncodedImage
-from skinstation.storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,8 @@ class ClassifyService:
 
     def _infer(self, request: ClassifyRequest) -> Inference:
         """Pool thread: check and decode the image, classify it, quality and heatmap."""
-        from skinstation.camera.quality import assess_quality
         from skinstation.inference.preprocessing import ImageDecodeError, decode_image
+        from skinstation.inference.quality import assess_quality
 
         image = inspect_image(request.image, self.settings)
         try:

@@ -20,9 +20,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from skinstation.core.images import ImageStore
+from skinstation.core.sqlbase import create_database_engine
 from skinstation.settings import Settings
-from skinstation.storage.database import create_station_engine
-from skinstation.storage.images import ImageStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_engine"
@@ -139,7 +139,7 @@ def open_engine_database(settings: Settings, *, migrate: bool = True) -> EngineD
     paths = EnginePaths.of(settings)
     paths.home.mkdir(parents=True, exist_ok=True)
     paths.storage.mkdir(parents=True, exist_ok=True)
-    engine = create_station_engine(paths.database_url)
+    engine = create_database_engine(paths.database_url)
     if migrate:
         with _MIGRATION_LOCK:
             command.upgrade(alembic_config(engine), "head")

@@ -19,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from skinstation.core.images import TEMP_PREFIX, EncodedImage, InvalidImageError, encode_image
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import ConflictError, InvalidError, NotFoundError
-from skinstation.engine.payloads import CaptureMetadata, LabelPart
 from skinstation.engine.schema import (
     Capture,
     CapturePrediction,
@@ -33,9 +34,7 @@ from skinstation.engine.schema import (
     ReviewAction,
 )
 from skinstation.engine.stations import StationPrincipal
-from skinstation.storage.errors import InvalidImageError
-from skinstation.storage.images import TEMP_PREFIX, EncodedImage, encode_image
-from skinstation.storage.timeutil import utc_now
+from skinstation.protocol.uploads import CaptureMetadata, LabelPart
 
 NON_GROUP_DECISIONS = ("indeterminate", "not_assessable")
 ORPHAN_GRACE = timedelta(minutes=10)

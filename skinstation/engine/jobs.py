@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError, NotFoundError
 from skinstation.engine.schema import JobState, ModelVersion, TrainingJob
-from skinstation.storage.timeutil import utc_now
 
 
 class JobLostError(EngineError):

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import (
@@ -31,7 +32,6 @@ from skinstation.engine.errors import (
     UnauthorizedError,
 )
 from skinstation.engine.provider_schema import KeyScope, Provider, ProviderKey, ProviderUsage
-from skinstation.storage.timeutil import utc_now
 
 KEY_PREFIX = "spk_"
 KEY_FORMAT = re.compile(r"spk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")

@@ -31,11 +31,11 @@ from sqlalchemy import Table, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from skinstation.core.timeutil import utc_now
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import RateLimitedError
 from skinstation.engine.provider_schema import ProviderKey, ProviderRateWindow, ProviderUsage
 from skinstation.engine.providers import ProviderPrincipal
-from skinstation.storage.timeutil import utc_now
 
 USAGE_COUNTERS = ("requests", "classified", "not_assessable", "submitted", "rejected", "failed",
                   "throttled", "busy")

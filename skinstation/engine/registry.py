@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from skinstation.core.images import write_atomically
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import ConflictError, InvalidError, NotFoundError
 from skinstation.engine.schema import Deployment, ModelStatus, ModelVersion
 from skinstation.engine.signing import active_public_key, sign_manifest
-from skinstation.storage.images import write_atomically
-from skinstation.storage.timeutil import utc_now
-from skinstation.sync.protocol import MANIFEST_FORMAT
+from skinstation.protocol.manifest import MANIFEST_FORMAT
 
 
 @dataclass(frozen=True)

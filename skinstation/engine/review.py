@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from skinstation.core.timeutil import utc_now
+from skinstation.core.triage import URGENT_DECISIONS
 from skinstation.engine import audit
 from skinstation.engine.accounts import AccountPrincipal
 from skinstation.engine.database import EngineDatabase
@@ -32,9 +34,6 @@ from skinstation.engine.schema import (
 )
 from skinstation.engine.stations import StationPrincipal
 from skinstation.inference.taxonomy import load_taxonomy
-from skinstation.storage.timeutil import utc_now
-
-URGENT_DECISIONS = ("indeterminate", "skin_cancer")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from skinstation.storage.sqlbase import annotation_types, in_values, new_metadata
+from skinstation.core.sqlbase import annotation_types, in_values, new_metadata
 
 
 class AccountRole(StrEnum):

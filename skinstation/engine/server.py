@@ -11,13 +11,13 @@ import logging
 import os
 import socket
 
+from skinstation.core.network import is_loopback
 from skinstation.engine.accounts import cli_actor
 from skinstation.engine.database import open_engine_database
 from skinstation.engine.errors import InvalidError
 from skinstation.engine.inference_pool import ENV_PREFIX
 from skinstation.engine.signing import ensure_signing_key
 from skinstation.settings import Settings
-from skinstation.sync.transport import is_loopback
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ access to the private key. Only the processes that deploy models (worker, CLI) n
 
 from __future__ import annotations
 
-import base64
 import os
 import stat
 from pathlib import Path
@@ -18,12 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from skinstation.core.timeutil import utc_now
 from skinstation.engine import audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError
 from skinstation.engine.schema import SigningKey
-from skinstation.storage.timeutil import utc_now
-from skinstation.sync.protocol import canonical_json, encode_public_key, key_id
+from skinstation.protocol.manifest import encode_public_key, key_id, sign_manifest_bytes
 
 KEY_FILE_MODE = 0o600
 
@@ -135,4 +134,4 @@ def sign_manifest(db: EngineDatabase, manifest: dict[str, Any], registered_publi
         raise SigningKeyError("this node's signing key is not the key registered in the database")
     if manifest.get("key_id") != key_id(registered_public):
         raise SigningKeyError("manifest names another key id than the engine's signing key")
-    return base64.b64encode(private_key.sign(canonical_json(manifest))).decode("ascii")
+    return sign_manifest_bytes(private_key, manifest)

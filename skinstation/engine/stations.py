@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from skinstation.core.timeutil import utc_now
+from skinstation.core.validation import require_text
 from skinstation.engine import audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import InvalidError, NotFoundError, UnauthorizedError
@@ -24,8 +26,6 @@ from skinstation.engine.tokens import (
     new_token,
     normalise_code,
 )
-from skinstation.storage.timeutil import utc_now
-from skinstation.storage.validation import require_text
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 

@@ -2,7 +2,7 @@
 
 Tokens carry 256 random bits, so a plain sha256 digest is a safe verifier (no dictionary to
 attack) and lets any API process find the row with one indexed lookup; passwords, which people
-choose, are hashed with argon2id instead (:mod:`skinstation.auth.passwords`).
+choose, are hashed with argon2id instead (:mod:`skinstation.core.passwords`).
 """
 
 from __future__ import annotations

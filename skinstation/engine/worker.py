@@ -18,13 +18,13 @@ import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
+from skinstation.core.timeutil import utc_now
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError
 from skinstation.engine.ingest import sweep_orphan_images
 from skinstation.engine.jobs import JobInfo, JobLostError, claim_next, finish, heartbeat
 from skinstation.engine.jobs import requeue_stale as requeue_stale_jobs
 from skinstation.engine.retraining import run_job
-from skinstation.storage.timeutil import utc_now
 
 Log = Callable[[str], None]
 

@@ -17,15 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from skinstation.core.i18n import text
+from skinstation.core.triage import INDETERMINATE, NOT_ASSESSABLE
 from skinstation.inference.assessability import AssessabilityModel, image_problem
-from skinstation.inference.decision import INDETERMINATE, decide
+from skinstation.inference.decision import decide
 from skinstation.inference.model_file import ModelMetadata, load_model_file
 from skinstation.inference.network import build_network
 from skinstation.inference.preprocessing import PreprocessConfig, preprocess
 from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy
-from skinstation.inference.texts import text
-
-NOT_ASSESSABLE = "not_assessable"
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-INDETERMINATE = "indeterminate"
+from skinstation.core.triage import INDETERMINATE
 
 
 def decide(group_probs: Mapping[str, float]) -> str:

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from skinstation.core.triage import BENIGN as BENIGN
+from skinstation.core.triage import OTHER_DISEASE as OTHER_DISEASE
+from skinstation.core.triage import SKIN_CANCER as SKIN_CANCER
 from skinstation.resources import TAXONOMY_PATH
 
 FINE_CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-SKIN_CANCER = "skin_cancer"
-OTHER_DISEASE = "other_disease"
-BENIGN = "benign"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 One :class:`StationService` per station process. It ties together operator access
 (:mod:`skinstation.auth`), the labelled store (:mod:`skinstation.storage`), capture quality
-(:mod:`skinstation.camera.quality`) and the on-device classifier (:mod:`.models`). Every call
+(:mod:`skinstation.inference.quality`) and the on-device classifier (:mod:`.models`). Every call
 that touches patient data takes the operator's :class:`~skinstation.auth.Session` and checks
 its permission first; the store writes the audit rows.
 
@@ -36,6 +36,7 @@ from skinstation.auth import (
     can_view_history,
 )
 from skinstation.camera import Frame, QualityReport, assess_quality
+from skinstation.core.timeutil import Clock
 from skinstation.inference.classifier import NOT_ASSESSABLE, Prediction
 from skinstation.inference.heatmap import Explanation, explain
 from skinstation.services.models import ModelInfo, ModelManager
@@ -55,7 +56,6 @@ from skinstation.storage import (
     init_database,
     utc_now,
 )
-from skinstation.storage.timeutil import Clock
 
 
 class SyntheticFrameError(ValueError):

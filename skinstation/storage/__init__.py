@@ -11,6 +11,8 @@ Typical use::
 This package is the bottom layer: it imports nothing from auth, services, UI or engine.
 """
 
+from skinstation.core.images import EncodedImage, ImageStore, encode_image
+from skinstation.core.timeutil import Clock, utc_now
 from skinstation.storage.audit import AuditAction
 from skinstation.storage.database import (
     Database,
@@ -23,6 +25,7 @@ from skinstation.storage.database import (
 from skinstation.storage.errors import (
     AppendOnlyError,
     DuplicateError,
+    ImageError,
     ImageIntegrityError,
     ImageMissingError,
     InactiveOperatorError,
@@ -33,7 +36,6 @@ from skinstation.storage.errors import (
     StorageError,
     VisitClosedError,
 )
-from skinstation.storage.images import EncodedImage, ImageStore, encode_image
 from skinstation.storage.labels import LabelHistory
 from skinstation.storage.models import (
     INDETERMINATE,
@@ -57,7 +59,6 @@ from skinstation.storage.queries import CaptureSummary, ReviewState
 from skinstation.storage.recovery import DEFAULT_ORPHAN_GRACE, RecoveryReport, recover
 from skinstation.storage.store import StationStore
 from skinstation.storage.sync_records import CaptureUpload, ReceivedReview, SyncRecords
-from skinstation.storage.timeutil import Clock, utc_now
 
 __all__ = [
     "DEFAULT_ORPHAN_GRACE",
@@ -74,6 +75,7 @@ __all__ = [
     "DuplicateError",
     "EncodedImage",
     "EngineReview",
+    "ImageError",
     "ImageIntegrityError",
     "ImageMissingError",
     "ImageStore",

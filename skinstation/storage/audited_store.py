@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session as DbSession
 
+from skinstation.core.timeutil import Clock, utc_now
 from skinstation.storage.audit import AuditAction, query_audit_log, record_audit
 from skinstation.storage.database import Database
 from skinstation.storage.models import AuditEvent
-from skinstation.storage.timeutil import Clock, utc_now
 
 
 class AuditedStore:

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from skinstation.core.images import EncodedImage, ImageStore
 from skinstation.storage.errors import DuplicateError, VisitClosedError
-from skinstation.storage.images import EncodedImage, ImageStore
 from skinstation.storage.models import Capture, OutboxEntry, OutboxState, Visit
 from skinstation.storage.validation import (
     active_operator,

@@ -14,25 +14,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from skinstation.core.images import ImageStore
+from skinstation.core.sqlbase import create_database_engine as create_station_engine
 from skinstation.settings import Settings
 from skinstation.storage.audit import install_append_only_guard
-from skinstation.storage.images import ImageStore
 from skinstation.storage.recovery import DEFAULT_ORPHAN_GRACE, RecoveryReport, recover
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_SECONDS = 15.0
 _MIGRATION_LOCK = threading.Lock()
 
 
@@ -63,47 +61,6 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (call before deleting or moving the database)."""
         self.engine.dispose()
-
-
-def create_station_engine(url: str) -> Engine:
-    """Create an engine for ``url``, configuring SQLite for durability and concurrency.
-
-    Args:
-        url: SQLAlchemy URL, e.g. ``sqlite:////var/lib/skinstation/station.db`` or
-            ``postgresql+psycopg://user@host/db``.
-
-    Returns:
-        The engine (SQLite file parents are created).
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-    event.listen(engine, "connect", _configure_sqlite_connection)
-    event.listen(engine, "begin", _begin_immediate)
-    return engine
-
-
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control away from the sqlite3 module (it would defer BEGIN and commit
-    # around DDL); the "begin" listener issues BEGIN IMMEDIATE instead.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            log.warning("SQLite refused WAL mode (journal_mode=%s)", mode)
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
-    finally:
-        cursor.close()
-
-
-def _begin_immediate(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(engine: Engine) -> Config:

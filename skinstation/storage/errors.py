@@ -1,6 +1,11 @@
-"""Errors raised by the station's local storage."""
+"""Errors raised by the station's local storage (the image-file errors come from core)."""
 
 from __future__ import annotations
+
+from skinstation.core.images import ImageError as ImageError
+from skinstation.core.images import ImageIntegrityError as ImageIntegrityError
+from skinstation.core.images import ImageMissingError as ImageMissingError
+from skinstation.core.images import InvalidImageError as InvalidImageError
 
 
 class StorageError(Exception):
@@ -9,18 +14,6 @@ class StorageError(Exception):
 
 class NotFoundError(StorageError):
     """A referenced row (patient, visit, capture, operator...) does not exist."""
-
-
-class ImageMissingError(StorageError):
-    """A capture's image file is not on disk."""
-
-
-class ImageIntegrityError(StorageError):
-    """A capture's image file does not hash to the sha256 recorded for it (tampered or corrupt)."""
-
-
-class InvalidImageError(StorageError):
-    """Bytes or an array handed to the store are not an image the station can keep."""
 
 
 class PatientNameNotAllowedError(StorageError):

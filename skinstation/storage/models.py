@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 typed models of the station's local database.
 
-Every datetime is stored as UTC (see :class:`~skinstation.storage.timeutil.UtcDateTime`).
+Every datetime is stored as UTC (see :class:`~skinstation.core.timeutil.UtcDateTime`).
 Enumerated columns are plain strings guarded by CHECK constraints so the schema reads the
 same on SQLite and PostgreSQL. The schema is created by the Alembic migrations in
 ``skinstation/storage/migrations``, never by ``create_all``; a test checks both agree.
@@ -26,13 +26,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from skinstation.storage.sqlbase import annotation_types, in_values, new_metadata
-
-# The decision codes the review queue puts first. Storage sits below inference in the layer
-# contract and may not import it; tests check these equal the inference constants.
-INDETERMINATE = "indeterminate"
-NOT_ASSESSABLE = "not_assessable"
-SKIN_CANCER = "skin_cancer"
+from skinstation.core.sqlbase import annotation_types, in_values, new_metadata
+from skinstation.core.triage import INDETERMINATE as INDETERMINATE
+from skinstation.core.triage import NOT_ASSESSABLE as NOT_ASSESSABLE
+from skinstation.core.triage import SKIN_CANCER as SKIN_CANCER
 
 
 class Role(StrEnum):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from skinstation.core.timeutil import Clock, utc_now
 from skinstation.storage.database import Database
 from skinstation.storage.errors import NotFoundError, StorageError
 from skinstation.storage.models import Capture, OutboxEntry, OutboxState
-from skinstation.storage.timeutil import Clock, utc_now
 
 MAX_ERROR_LENGTH = 2000
 

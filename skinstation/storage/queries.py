@@ -14,9 +14,8 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from skinstation.core.triage import URGENT_DECISIONS
 from skinstation.storage.models import (
-    INDETERMINATE,
-    SKIN_CANCER,
     Capture,
     Label,
     LabelKind,
@@ -173,7 +172,7 @@ def review_queue(session: Session, *, limit: int = 500) -> list[CaptureSummary]:
     """
     stmt, review = _summary_select()
     urgent = or_(
-        Prediction.decision.in_((INDETERMINATE, SKIN_CANCER)),
+        Prediction.decision.in_(URGENT_DECISIONS),
         Prediction.referral.is_(True),
     )
     stmt = (

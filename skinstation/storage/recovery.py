@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from skinstation.core.images import TEMP_PREFIX, ImageStore, sha256_of_file
 from skinstation.settings import Settings
-from skinstation.storage.images import TEMP_PREFIX, ImageStore, sha256_of_file
 from skinstation.storage.models import Capture
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,9 @@ def recover(
         The report.
     """
     if engine is None:  # imported here: database imports this module
-        from skinstation.storage.database import create_station_engine
+        from skinstation.core.sqlbase import create_database_engine
 
-        owned = create_station_engine(settings.database_url)
+        owned = create_database_engine(settings.database_url)
         try:
             return recover(settings, engine=owned, grace=grace, verify=verify)
         finally:

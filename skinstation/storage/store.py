@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from skinstation.core.images import encode_image
 from skinstation.storage import labels as label_rules
 from skinstation.storage import queries
 from skinstation.storage.audit import AuditAction
@@ -27,7 +28,6 @@ from skinstation.storage.errors import (
     DuplicateError,
     PatientNameNotAllowedError,
 )
-from skinstation.storage.images import encode_image
 from skinstation.storage.models import (
     Capture,
     Label,

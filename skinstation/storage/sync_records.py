@@ -20,6 +20,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
+from skinstation.protocol.uploads import (
+    CaptureMetadata,
+    CapturePart,
+    LabelPart,
+    PatientPart,
+    PredictionPart,
+    SessionPart,
+)
 from skinstation.storage.audited_store import AuditedStore
 from skinstation.storage.errors import NotFoundError
 from skinstation.storage.models import (
@@ -48,13 +56,19 @@ class CaptureUpload:
 
     Attributes:
         capture_id: Local capture id.
-        metadata: JSON-ready document (capture, session, patient, predictions, labels).
+        document: The protocol's upload document (capture, session, patient, predictions,
+            labels), validated as the engine will validate it.
         image: The image bytes, verified against the recorded sha256.
     """
 
     capture_id: int
-    metadata: dict[str, Any]
+    document: CaptureMetadata
     image: bytes
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The document as the JSON object that is sent."""
+        return self.document.wire()
 
 
 @dataclass(frozen=True)
@@ -71,10 +85,6 @@ class ReceivedReview:
     supersedes_engine_review_id: int | None = None
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 class SyncRecords(AuditedStore):
     """The sync client's access to the station database (see the module docstring)."""
 
@@ -89,6 +99,8 @@ class SyncRecords(AuditedStore):
 
         Raises:
             NotFoundError: If the capture does not exist.
+            pydantic.ValidationError: If the local record breaks the protocol (the engine
+                would refuse it); a ``ValueError``.
             ImageMissingError: If its image file is gone.
             ImageIntegrityError: If its image file was altered.
         """
@@ -108,58 +120,58 @@ class SyncRecords(AuditedStore):
                 .where(Label.capture_id == capture_id, Label.id.not_in(received))
                 .order_by(Label.id)
             )
-            metadata = {
-                "capture": {
-                    "uid": capture.uid,
-                    "band": capture.band,
-                    "body_site": capture.body_site,
-                    "device_id": capture.device_id,
-                    "operator": usernames.get(capture.operator_id, str(capture.operator_id)),
-                    "access_time": _iso(capture.access_time),
-                    "capture_time": _iso(capture.capture_time),
-                    "saved_at": _iso(capture.saved_at),
-                    "image_sha256": capture.image_sha256,
-                    "image_size": capture.image_size,
-                    "image_format": capture.image_format,
-                    "width": capture.width,
-                    "height": capture.height,
-                    "multispectral_group_id": capture.multispectral_group_id,
-                    "multispectral_index": capture.multispectral_index,
-                },
-                "session": {
-                    "ref": str(visit.id),
-                    "operator": usernames.get(visit.operator_id, str(visit.operator_id)),
-                    "opened_at": _iso(visit.opened_at),
-                    "closed_at": _iso(visit.closed_at),
-                },
-                "patient": {
-                    "pseudonym": patient.pseudonym,
-                    "name": patient.name if include_patient_name else None,
-                },
-                "predictions": [
-                    {
-                        "model_version": p.model_version,
-                        "class_probabilities": p.class_probabilities,
-                        "group_probabilities": p.group_probabilities,
-                        "decision": p.decision,
-                        "referral": p.referral,
-                        "created_at": _iso(p.created_at),
-                    }
+            document = CaptureMetadata(
+                capture=CapturePart(
+                    uid=capture.uid,
+                    band=capture.band,
+                    body_site=capture.body_site,
+                    device_id=capture.device_id,
+                    operator=usernames.get(capture.operator_id, str(capture.operator_id)),
+                    access_time=capture.access_time,
+                    capture_time=capture.capture_time,
+                    saved_at=capture.saved_at,
+                    image_sha256=capture.image_sha256,
+                    image_size=capture.image_size,
+                    image_format=capture.image_format,
+                    width=capture.width,
+                    height=capture.height,
+                    multispectral_group_id=capture.multispectral_group_id,
+                    multispectral_index=capture.multispectral_index,
+                ),
+                session=SessionPart(
+                    ref=str(visit.id),
+                    operator=usernames.get(visit.operator_id, str(visit.operator_id)),
+                    opened_at=visit.opened_at,
+                    closed_at=visit.closed_at,
+                ),
+                patient=PatientPart(
+                    pseudonym=patient.pseudonym,
+                    name=patient.name if include_patient_name else None,
+                ),
+                predictions=[
+                    PredictionPart(
+                        model_version=p.model_version,
+                        class_probabilities=p.class_probabilities,
+                        group_probabilities=p.group_probabilities,
+                        decision=p.decision,
+                        referral=p.referral,
+                        created_at=p.created_at,
+                    )
                     for p in predictions
                 ],
-                "labels": [
-                    {
-                        "kind": label.kind,
-                        "code": label.code,
-                        "note": label.note,
-                        "author": usernames.get(label.author_id, str(label.author_id)),
-                        "created_at": _iso(label.created_at),
-                    }
+                labels=[
+                    LabelPart(
+                        kind=label.kind,
+                        code=label.code,
+                        note=label.note,
+                        author=usernames.get(label.author_id, str(label.author_id)),
+                        created_at=label.created_at,
+                    )
                     for label in labels
                 ],
-            }
+            )
         image = self.database.images.read(capture.image_ref, capture.image_sha256)
-        return CaptureUpload(capture_id, metadata, image)
+        return CaptureUpload(capture_id, document, image)
 
     def record_uploaded(self, capture_id: int, engine_capture_id: int, duplicate: bool) -> None:
         """Audit that the engine confirmed a capture (``duplicate``: it already had it)."""

@@ -13,12 +13,23 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
+from pydantic import TypeAdapter, ValidationError
 
+from skinstation.protocol.manifest import SignedManifest
+from skinstation.protocol.messages import (
+    EnrollRequest,
+    EnrollResponse,
+    ReviewRecord,
+    StationEvent,
+    StationEventKind,
+    StationIdentity,
+)
+from skinstation.protocol.paths import API_PREFIX, CAPTURE_IMAGE_FIELD, CAPTURE_METADATA_FIELD
+from skinstation.protocol.uploads import CaptureMetadata, CaptureReceipt
 from skinstation.settings import SyncSettings
-from skinstation.sync.protocol import API_PREFIX, CAPTURE_IMAGE_FIELD, CAPTURE_METADATA_FIELD
 from skinstation.sync.transport import build_session, check_engine_url, timeouts
 
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "tif": "image/tiff",
@@ -89,43 +100,45 @@ class EngineClient:
             raise EngineRejectedError(response.status_code, _detail(response))
         return response
 
-    def enroll(self, code: str, station_ref: str) -> dict[str, Any]:
+    def enroll(self, code: str, station_ref: str) -> EnrollResponse:
         """Exchange a one-time code for a credential (see ``POST /enroll``)."""
-        return self._request("POST", "/enroll",
-                             json={"code": code, "station_ref": station_ref}).json()
+        body = EnrollRequest(code=code, station_ref=station_ref).model_dump(mode="json")
+        return _parse(EnrollResponse, self._request("POST", "/enroll", json=body))
 
-    def me(self) -> dict[str, Any]:
+    def me(self) -> StationIdentity:
         """Who the engine thinks this station is (checks the token)."""
-        return self._request("GET", "/station/me").json()
+        return _parse(StationIdentity, self._request("GET", "/station/me"))
 
-    def upload_capture(self, metadata: dict[str, Any], image: bytes) -> tuple[int, dict[str, Any]]:
+    def upload_capture(self, document: CaptureMetadata,
+                       image: bytes) -> tuple[int, CaptureReceipt]:
         """Upload one capture; returns (201 stored | 200 already stored, receipt)."""
-        capture = metadata["capture"]
-        media = MEDIA_TYPES.get(capture["image_format"], "application/octet-stream")
+        capture = document.capture
+        media = MEDIA_TYPES.get(capture.image_format, "application/octet-stream")
         files = {
-            CAPTURE_METADATA_FIELD: (None, json.dumps(metadata), "application/json"),
-            CAPTURE_IMAGE_FIELD: (f"{capture['uid']}.{capture['image_format']}", image, media),
+            CAPTURE_METADATA_FIELD: (None, json.dumps(document.wire()), "application/json"),
+            CAPTURE_IMAGE_FIELD: (f"{capture.uid}.{capture.image_format}", image, media),
         }
         response = self._request("POST", "/captures", files=files)
-        return response.status_code, response.json()
+        return response.status_code, _parse(CaptureReceipt, response)
 
-    def capture_receipt(self, uid: str) -> dict[str, Any] | None:
+    def capture_receipt(self, uid: str) -> CaptureReceipt | None:
         """What the engine holds for a capture uid (``None`` if nothing)."""
         try:
-            return self._request("GET", f"/captures/{uid}").json()
+            return _parse(CaptureReceipt, self._request("GET", f"/captures/{uid}"))
         except EngineRejectedError as error:
             if error.status == 404:
                 return None
             raise
 
-    def reviews(self, after: int, limit: int = 500) -> list[dict[str, Any]]:
+    def reviews(self, after: int, limit: int = 500) -> list[ReviewRecord]:
         """Engine reviews of this station's captures with id > ``after``."""
-        return self._request("GET", "/reviews", params={"after": after, "limit": limit}).json()
+        response = self._request("GET", "/reviews", params={"after": after, "limit": limit})
+        return _parse(_REVIEW_LIST, response)
 
-    def current_manifest(self) -> dict[str, Any] | None:
-        """``{"manifest": ..., "signature": ...}`` of the current model, or ``None``."""
+    def current_manifest(self) -> SignedManifest | None:
+        """The current model's manifest (as signed) and signature, or ``None``."""
         try:
-            return self._request("GET", "/models/current").json()
+            return _parse(SignedManifest, self._request("GET", "/models/current"))
         except EngineRejectedError as error:
             if error.status == 404 and not isinstance(error, CredentialRejectedError):
                 return None
@@ -166,11 +179,28 @@ class EngineClient:
         os.replace(partial, target)
         return target
 
-    def report_event(self, kind: str, *, version: str | None, deployment: int | None,
+    def report_event(self, kind: StationEventKind, *, version: str | None, deployment: int | None,
                      detail: str = "") -> None:
         """Tell the engine about a model installed or refused (audited there)."""
-        self._request("POST", "/station/events", json={
-            "kind": kind, "version": version, "deployment": deployment, "detail": detail[:2000]})
+        event = StationEvent(kind=kind, version=version, deployment=deployment,
+                             detail=detail[:2000])
+        self._request("POST", "/station/events", json=event.model_dump(mode="json"))
+
+
+_REVIEW_LIST: TypeAdapter[list[ReviewRecord]] = TypeAdapter(list[ReviewRecord])
+_Parsed = TypeVar("_Parsed")
+
+
+def _parse(schema: type[_Parsed] | TypeAdapter[_Parsed], response: requests.Response) -> _Parsed:
+    """Validate an engine answer against the protocol; a malformed one is the engine's fault."""
+    adapter = schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema)
+    try:
+        return adapter.validate_json(response.content)
+    except ValidationError as error:
+        raise EngineUnreachableError(
+            f"engine answered {response.request.method} {response.url} with a body that "
+            f"breaks the protocol: {error.error_count()} error(s), first: "
+            f"{error.errors()[0]['msg']}") from None
 
 
 def _detail(response: requests.Response) -> str:

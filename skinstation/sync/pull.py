@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
+from skinstation.protocol.manifest import ManifestError, verify_manifest
+from skinstation.protocol.messages import StationEventKind
 from skinstation.storage import NotFoundError, ReceivedReview, SyncRecords
 from skinstation.sync.client import EngineClient, EngineRejectedError, SyncError
 from skinstation.sync.credentials import StationCredential
-from skinstation.sync.protocol import ManifestError, verify_manifest
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,10 @@ def pull_reviews(records: SyncRecords, client: EngineClient, batch: int = 500) -
         rows = client.reviews(after, limit=batch)
         for row in rows:
             review = ReceivedReview(
-                engine_review_id=int(row["review_id"]), capture_uid=row["capture_uid"],
-                code=row["code"], note=row["note"], reviewer_username=row["reviewer"],
-                reviewer_name=row["reviewer_name"],
-                reviewed_at=datetime.fromisoformat(row["reviewed_at"]),
-                supersedes_engine_review_id=row["supersedes_id"],
+                engine_review_id=row.review_id, capture_uid=row.capture_uid,
+                code=row.code, note=row.note, reviewer_username=row.reviewer,
+                reviewer_name=row.reviewer_name, reviewed_at=row.reviewed_at,
+                supersedes_engine_review_id=row.supersedes_id,
             )
             try:
                 if records.record_engine_review(review) is not None:
@@ -60,7 +59,7 @@ def pull_reviews(records: SyncRecords, client: EngineClient, batch: int = 500) -
                 log.error("engine review %s: %s", review.engine_review_id, error)
         if len(rows) < batch:
             return received
-        after = int(rows[-1]["review_id"])
+        after = rows[-1].review_id
 
 
 def installed_deployment(records: SyncRecords) -> int:
@@ -79,7 +78,7 @@ def pull_model(records: SyncRecords, client: EngineClient, credential: StationCr
     signed = client.current_manifest()
     if signed is None:
         return None
-    manifest, signature = signed.get("manifest") or {}, str(signed.get("signature", ""))
+    manifest, signature = signed.manifest, signed.signature
     installed = installed_deployment(records)
     deployment = manifest.get("deployment")
     if deployment == installed:
@@ -90,12 +89,13 @@ def pull_model(records: SyncRecords, client: EngineClient, credential: StationCr
         raise ModelRefusedError(json.loads(refused)["reason"])
     version = str(manifest.get("version", "?"))
     try:
-        verify_manifest(manifest, signature, credential.public_key, newer_than=installed)
-        target = download_dir / f"{version}.safetensors"
-        client.download_model(version, target, expected_size=int(manifest["file_size"]),
-                              expected_sha256=str(manifest["file_sha256"]))
+        verified = verify_manifest(manifest, signature, credential.public_key,
+                                   newer_than=installed)
+        target = download_dir / f"{verified.version}.safetensors"
+        client.download_model(verified.version, target, expected_size=verified.file_size,
+                              expected_sha256=verified.file_sha256)
         try:
-            installed_version = installer(target, str(manifest["file_sha256"]))
+            installed_version = installer(target, verified.file_sha256)
         finally:
             target.unlink(missing_ok=True)
     except (ManifestError, EngineRejectedError, ValueError) as error:
@@ -103,13 +103,13 @@ def pull_model(records: SyncRecords, client: EngineClient, credential: StationCr
         records.put(REFUSED_DEPLOYMENT, json.dumps({"marker": marker, "reason": reason}))
         _report(client, "model_refused", version, deployment, reason)
         raise ModelRefusedError(reason) from None
-    records.put(INSTALLED_DEPLOYMENT, str(deployment))
+    records.put(INSTALLED_DEPLOYMENT, str(verified.deployment))
     records.put(INSTALLED_VERSION, installed_version)
-    _report(client, "model_installed", installed_version, deployment, "")
+    _report(client, "model_installed", installed_version, verified.deployment, "")
     return installed_version
 
 
-def _report(client: EngineClient, kind: str, version: str, deployment: object,
+def _report(client: EngineClient, kind: StationEventKind, version: str, deployment: object,
             detail: str) -> None:
     try:
         client.report_event(kind, version=version[:64],

@@ -89,14 +89,14 @@ def _push_one(records: SyncRecords, outbox: Outbox, client: EngineClient, captur
               state: str, include_name: bool, result: PushResult) -> None:
     try:
         upload = records.upload_of(capture_id, include_patient_name=include_name)
-    except (ImageMissingError, ImageIntegrityError, NotFoundError) as error:
+    except (ImageMissingError, ImageIntegrityError, NotFoundError, ValueError) as error:
         outbox.mark_failed(capture_id, f"local capture unusable, not sent: {error}")
         result.refused[capture_id] = str(error)
         return
     if state == OutboxState.PENDING.value:
         outbox.mark_sent(capture_id)
     try:
-        status, receipt = client.upload_capture(upload.metadata, upload.image)
+        status, receipt = client.upload_capture(upload.document, upload.image)
     except (EngineUnreachableError, CredentialRejectedError) as error:
         outbox.mark_failed(capture_id, str(error))
         raise
@@ -104,9 +104,8 @@ def _push_one(records: SyncRecords, outbox: Outbox, client: EngineClient, captur
         outbox.mark_failed(capture_id, str(error))
         result.refused[capture_id] = str(error)
         return
-    expected = upload.metadata["capture"]["image_sha256"]
-    if receipt.get("image_sha256") != expected or receipt.get("uid") != upload.metadata[
-            "capture"]["uid"]:
+    expected = upload.document.capture.image_sha256
+    if receipt.image_sha256 != expected or receipt.uid != upload.document.capture.uid:
         message = (f"engine receipt {receipt} does not match capture {capture_id} "
                    f"(sha256 {expected}); not confirmed")
         outbox.mark_failed(capture_id, message)
@@ -114,7 +113,7 @@ def _push_one(records: SyncRecords, outbox: Outbox, client: EngineClient, captur
         return
     outbox.mark_confirmed(capture_id)
     duplicate = status == 200
-    records.record_uploaded(capture_id, int(receipt["capture_id"]), duplicate)
+    records.record_uploaded(capture_id, receipt.capture_id, duplicate)
     if duplicate:
         result.already_on_engine += 1
     else:

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from skinstation.core.timeutil import Clock, utc_now
 from skinstation.settings import Settings
 from skinstation.storage import Database, Outbox, OutboxState, SyncRecords
-from skinstation.storage.timeutil import Clock, utc_now
 from skinstation.sync.client import (
     CredentialRejectedError,
     EngineClient,
@@ -103,9 +103,9 @@ def enroll_station(settings: Settings, code: str, credentials: CredentialStore,
     finally:
         client.close()
     credential = StationCredential(
-        engine_url=client.base, station_id=int(answer["station_id"]),
-        station_name=answer["station_name"], token=answer["token"],
-        public_key=answer["public_key"], key_id=answer["key_id"])
+        engine_url=client.base, station_id=answer.station_id,
+        station_name=answer.station_name, token=answer.token,
+        public_key=answer.public_key, key_id=answer.key_id)
     credentials.save(credential)
     return credential
 

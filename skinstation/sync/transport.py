@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from skinstation.core.network import is_loopback as is_loopback
 from skinstation.settings import SyncSettings
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -25,18 +25,6 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 
 class SyncConfigError(ValueError):
     """The sync settings are unsafe or incomplete (no URL, plain http to a remote host...)."""
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP addresses."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_engine_url(url: str, *, verify_tls: bool = True) -> str:

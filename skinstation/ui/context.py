@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from skinstation.auth import Permission, Session, SessionExpiredError
-from skinstation.inference.texts import text
+from skinstation.core.i18n import text
 from skinstation.services.station import StationService
 from skinstation.settings import CameraSettings, Settings
 from skinstation.storage import Patient, Visit

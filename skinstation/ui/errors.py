@@ -11,7 +11,7 @@ from skinstation.auth import AuthError
 from skinstation.camera import CameraDisconnectedError, CameraError, IlluminatorError
 from skinstation.inference.model_file import ModelFileError
 from skinstation.services.station import SyntheticFrameError
-from skinstation.storage import StorageError
+from skinstation.storage import ImageError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def describe_error(error: BaseException, tr: Translate) -> str:
         if "locked" in detail.lower() or "busy" in detail.lower():
             return tr("ui.error.database_locked")
         return tr("ui.error.database", detail=detail)
-    if isinstance(error, StorageError):
+    if isinstance(error, StorageError | ImageError):
         return tr("ui.error.storage", detail=str(error))
     if isinstance(error, ValueError | OSError):
         return str(error)

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from skinstation.auth import Role
-from skinstation.inference.texts import text
+from skinstation.core.i18n import text
 from skinstation.storage import ReviewState
 from tests.ui.helpers import PASSWORD, TIMEOUT, log_in, open_visit, wait_for_preview
 

@@ -24,9 +24,9 @@ from sqlalchemy.exc import OperationalError
 
 from skinstation.auth import InvalidCredentialsError
 from skinstation.camera import CameraDisconnectedError
+from skinstation.core.i18n import keys, text
 from skinstation.inference.classifier import Prediction, guidance_key
 from skinstation.inference.model_file import ModelFileError
-from skinstation.inference.texts import keys, text
 from skinstation.services.station import SyntheticFrameError
 from skinstation.ui.errors import describe_error
 from skinstation.ui.widgets.prediction_panel import PredictionPanel, PredictionView

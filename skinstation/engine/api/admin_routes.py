@@ -15,11 +15,11 @@ from skinstation.engine.api.schemas import (
     JobOut,
     JobRequest,
     RollbackRequest,
-    SignedManifestOut,
     StationOut,
     VersionOut,
 )
 from skinstation.engine.schema import AccountRole
+from skinstation.protocol.manifest import SignedManifest
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -89,13 +89,13 @@ def list_models(account: Account, db: Db) -> list[VersionOut]:
     return [VersionOut(**v.__dict__) for v in registry.list_versions(db)]
 
 
-@router.post("/models/rollback", response_model=SignedManifestOut, responses=ADMIN_ERRORS)
-def rollback(body: RollbackRequest, account: Account, db: Db) -> SignedManifestOut:
+@router.post("/models/rollback", response_model=SignedManifest, responses=ADMIN_ERRORS)
+def rollback(body: RollbackRequest, account: Account, db: Db) -> SignedManifest:
     """Deploy an earlier promoted model again (needs the signing key on this node)."""
     account.require(ADMIN)
     signed = registry.rollback(db, actor=account.actor, to_version=body.to_version,
                                reason=body.reason)
-    return SignedManifestOut(manifest=signed.manifest, signature=signed.signature)
+    return SignedManifest(manifest=signed.manifest, signature=signed.signature)
 
 
 @router.get("/audit", response_model=list[AuditOut], responses=ADMIN_ERRORS)

@@ -25,8 +25,8 @@ from skinstation.engine.api import (
 from skinstation.engine.api.deps import ERROR_HANDLERS, BodyLimitMiddleware, Db
 from skinstation.engine.classify_service import ClassifyService
 from skinstation.engine.database import open_engine_database
+from skinstation.protocol.paths import API_PREFIX
 from skinstation.settings import Settings
-from skinstation.sync.protocol import API_PREFIX
 
 MULTIPART_OVERHEAD = 64 * 1024
 

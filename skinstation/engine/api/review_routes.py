@@ -10,9 +10,9 @@ from skinstation.engine.api.schemas import (
     LoginRequest,
     LoginResponse,
     QueueItemOut,
-    ReviewOut,
     ReviewRequest,
 )
+from skinstation.protocol.messages import ReviewRecord
 
 router = APIRouter(tags=["review"])
 
@@ -59,9 +59,9 @@ def image(capture_id: int, account: Account, db: Db) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-@router.post("/review/captures/{capture_id}", response_model=ReviewOut, status_code=201,
+@router.post("/review/captures/{capture_id}", response_model=ReviewRecord, status_code=201,
              responses={**AUTH_ERRORS, 422: {"description": "bad code or nothing to confirm"}})
-def submit(capture_id: int, body: ReviewRequest, account: Account, db: Db) -> ReviewOut:
+def submit(capture_id: int, body: ReviewRequest, account: Account, db: Db) -> ReviewRecord:
     """Confirm the original label or correct it; the review becomes the final label."""
     record = review.submit_review(db, account, capture_id, body.action, body.code, body.note)
-    return ReviewOut(**record.__dict__)
+    return ReviewRecord(**record.__dict__)

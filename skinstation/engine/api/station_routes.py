@@ -10,18 +10,17 @@ from pydantic import ValidationError
 
 from skinstation.engine import audit, ingest, registry, review, stations
 from skinstation.engine.api.deps import AnyPrincipal, Db, Station
-from skinstation.engine.api.schemas import (
-    CaptureReceipt,
+from skinstation.engine.errors import InvalidError, NotFoundError, TooLargeError
+from skinstation.engine.stations import StationPrincipal
+from skinstation.protocol.manifest import SignedManifest
+from skinstation.protocol.messages import (
     EnrollRequest,
     EnrollResponse,
-    ReviewOut,
-    SignedManifestOut,
-    StationEventIn,
-    StationMe,
+    ReviewRecord,
+    StationEvent,
+    StationIdentity,
 )
-from skinstation.engine.errors import InvalidError, NotFoundError, TooLargeError
-from skinstation.engine.payloads import CaptureMetadata
-from skinstation.engine.stations import StationPrincipal
+from skinstation.protocol.uploads import CaptureMetadata, CaptureReceipt
 
 router = APIRouter(tags=["stations"])
 
@@ -36,10 +35,10 @@ def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
     return EnrollResponse(**result.__dict__)
 
 
-@router.get("/station/me", response_model=StationMe, responses=AUTH_ERRORS)
-def me(station: Station) -> StationMe:
+@router.get("/station/me", response_model=StationIdentity, responses=AUTH_ERRORS)
+def me(station: Station) -> StationIdentity:
     """The calling station (checks the token)."""
-    return StationMe(station_id=station.station_id, name=station.name,
+    return StationIdentity(station_id=station.station_id, name=station.name,
                      station_ref=station.station_ref)
 
 
@@ -88,21 +87,21 @@ def capture_receipt(uid: str, station: Station, db: Db) -> CaptureReceipt:
     return CaptureReceipt(**ingest.capture_receipt(db, station, uid).__dict__)
 
 
-@router.get("/reviews", response_model=list[ReviewOut], responses=AUTH_ERRORS)
-def pull_reviews(station: Station, db: Db, after: int = 0, limit: int = 500) -> list[ReviewOut]:
+@router.get("/reviews", response_model=list[ReviewRecord], responses=AUTH_ERRORS)
+def pull_reviews(station: Station, db: Db, after: int = 0, limit: int = 500) -> list[ReviewRecord]:
     """Engine reviews of this station's captures with id > ``after``, oldest first."""
     rows = review.reviews_for_station(db, station, after_id=after, limit=min(limit, 1000))
-    return [ReviewOut(**r.__dict__) for r in rows]
+    return [ReviewRecord(**r.__dict__) for r in rows]
 
 
-@router.get("/models/current", response_model=SignedManifestOut,
+@router.get("/models/current", response_model=SignedManifest,
             responses={404: {"description": "no model deployed yet"}, **AUTH_ERRORS})
-def current_model(_caller: AnyPrincipal, db: Db) -> SignedManifestOut:
+def current_model(_caller: AnyPrincipal, db: Db) -> SignedManifest:
     """The signed manifest of the model stations should use."""
     signed = registry.current(db)
     if signed is None:
         raise NotFoundError("no model has been deployed yet")
-    return SignedManifestOut(manifest=signed.manifest, signature=signed.signature)
+    return SignedManifest(manifest=signed.manifest, signature=signed.signature)
 
 
 @router.get("/models/{version}/file", response_class=FileResponse,
@@ -118,7 +117,7 @@ def model_file(version: str, caller: AnyPrincipal, db: Db) -> FileResponse:
 
 
 @router.post("/station/events", status_code=204, responses=AUTH_ERRORS)
-def station_event(body: StationEventIn, station: Station, db: Db) -> Response:
+def station_event(body: StationEvent, station: Station, db: Db) -> Response:
     """Record something the station reports (e.g. a refused model) in the audit log."""
     with db.transaction() as session:
         audit.record(session, station.actor, f"station.{body.kind}", "model_version",

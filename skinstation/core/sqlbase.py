@@ -7,14 +7,20 @@ and the same Alembic environment; each has its own declarative base and migratio
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, MetaData, create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, MetaData, create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
 
-from skinstation.storage.timeutil import UtcDateTime
+from skinstation.core.timeutil import UtcDateTime
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 15.0
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -69,3 +75,44 @@ def run_alembic_environment(target_metadata: MetaData, version_table: str | None
         context.configure(connection=connection, compare_type=True, **options)
         with context.begin_transaction():
             context.run_migrations()
+
+
+def create_database_engine(url: str) -> Engine:
+    """Create an engine for ``url``, configuring SQLite for durability and concurrency.
+
+    Args:
+        url: SQLAlchemy URL, e.g. ``sqlite:////var/lib/skinstation/station.db`` or
+            ``postgresql+psycopg://user@host/db``.
+
+    Returns:
+        The engine (SQLite file parents are created).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module (it would defer BEGIN and commit
+    # around DDL); the "begin" listener issues BEGIN IMMEDIATE instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            log.warning("SQLite refused WAL mode (journal_mode=%s)", mode)
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+    finally:
+        cursor.close()
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

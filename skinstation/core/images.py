@@ -4,7 +4,7 @@ An image is kept as the exact bytes it arrived in (PNG, JPEG, TIFF, BMP or WebP)
 arrives as a pixel array, as a lossless PNG. Its file is ``<root>/<sha[:2]>/<sha>.<ext>``,
 written to a temporary file in the same folder, fsynced, renamed into place and the folder
 fsynced, so after a crash a file either is complete or is a leftover ``.tmp-*`` that
-:func:`~skinstation.storage.recovery.recover` deletes. Reading verifies the sha256.
+:func:`skinstation.storage.recovery.recover` deletes. Reading verifies the sha256.
 """
 
 from __future__ import annotations
@@ -22,11 +22,25 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from skinstation.storage.errors import ImageIntegrityError, ImageMissingError, InvalidImageError
-
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
 TEMP_PREFIX = ".tmp-"
 PNG_COMPRESSION = 1  # zlib level 1: about the size of level 3 at 60% of the time
+
+
+class ImageError(Exception):
+    """Base class of the image-file errors (the station's storage and the engine's ingest)."""
+
+
+class ImageMissingError(ImageError):
+    """An image file is not on disk."""
+
+
+class ImageIntegrityError(ImageError):
+    """An image file does not hash to the sha256 recorded for it (tampered or corrupt)."""
+
+
+class InvalidImageError(ImageError):
+    """Bytes or an array handed to the store are not an image that can be kept."""
 
 
 @dataclass(frozen=True)

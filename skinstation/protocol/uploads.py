@@ -1,18 +1,29 @@
-"""The capture metadata document a station uploads with each image (validated by pydantic).
+"""The capture document a station uploads with each image, and the engine's receipt.
 
-Built on the station by :meth:`skinstation.storage.SyncRecords.upload_of`. Every time must
-carry its timezone; unknown fields are refused so a typo cannot silently drop data.
+The station builds it from these classes (:meth:`skinstation.storage.SyncRecords.upload_of`)
+and the engine validates the received JSON with the same classes. Every time must carry its
+timezone and is written as ``datetime.isoformat()`` (the wire format since version 1);
+unknown fields are refused so a typo cannot silently drop data.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Text64 = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _isoformat(value: datetime) -> str:
+    return value.isoformat()
+
+
+WireTime = Annotated[AwareDatetime, PlainSerializer(_isoformat, return_type=str, when_used="json")]
+"""An aware datetime, sent as ``isoformat()`` (``+00:00``, microseconds when present)."""
 
 
 class _Strict(BaseModel):
@@ -27,9 +38,9 @@ class CapturePart(_Strict):
     body_site: Text64
     device_id: str = Field(min_length=1, max_length=128)
     operator: Text64
-    access_time: AwareDatetime
-    capture_time: AwareDatetime
-    saved_at: AwareDatetime
+    access_time: WireTime
+    capture_time: WireTime
+    saved_at: WireTime
     image_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     image_size: int = Field(gt=0)
     image_format: Literal["png", "jpg", "tif", "bmp", "webp"]
@@ -44,8 +55,8 @@ class SessionPart(_Strict):
 
     ref: Text64
     operator: Text64
-    opened_at: AwareDatetime
-    closed_at: AwareDatetime | None = None
+    opened_at: WireTime
+    closed_at: WireTime | None = None
 
 
 class PatientPart(_Strict):
@@ -63,7 +74,7 @@ class PredictionPart(_Strict):
     group_probabilities: dict[str, Probability] = Field(max_length=16)
     decision: Code
     referral: bool | None = None
-    created_at: AwareDatetime
+    created_at: WireTime
 
 
 class LabelPart(_Strict):
@@ -73,7 +84,7 @@ class LabelPart(_Strict):
     code: Code
     note: str | None = Field(default=None, max_length=2000)
     author: Text64
-    created_at: AwareDatetime
+    created_at: WireTime
 
 
 class CaptureMetadata(_Strict):
@@ -84,3 +95,16 @@ class CaptureMetadata(_Strict):
     patient: PatientPart
     predictions: list[PredictionPart] = Field(default_factory=list, max_length=50)
     labels: list[LabelPart] = Field(default_factory=list, max_length=50)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready document, exactly as it is sent."""
+        return self.model_dump(mode="json")
+
+
+class CaptureReceipt(BaseModel):
+    """The engine's confirmation that it holds a capture."""
+
+    capture_id: int
+    uid: str
+    image_sha256: str
+    duplicate: bool = Field(description="true if the engine already had it (a retry)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from skinstation.auth.errors import PasswordPolicyError
 from skinstation.settings import AuthSettings
 
 MAX_PASSWORD_LENGTH = 256
@@ -27,6 +26,10 @@ COMMON_PASSWORDS = frozenset(
         "skinstation",
     }
 )
+
+
+class PasswordPolicyError(ValueError):
+    """A new password breaks the password policy (the message says which rule)."""
 
 
 def default_hasher() -> PasswordHasher:

@@ -1,7 +1,7 @@
-"""The station ↔ engine protocol: paths, the signed model manifest, and its verification.
+"""The signed model manifest: its fields, canonical bytes, signing and verification.
 
-Both sides import this module (the engine sits above sync in the layer contract), so the
-bytes the engine signs and the bytes a station verifies are built by the same function.
+Both sides import this module, so the bytes the engine signs and the bytes a station verifies
+are built by the same function.
 
 A model manifest is a JSON object (see :data:`MANIFEST_FIELDS`) signed with the engine's
 Ed25519 key over its canonical form (UTF-8 JSON, sorted keys, no spaces). A station pins the
@@ -19,9 +19,9 @@ import json
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
 
-API_PREFIX = "/api/v1"
 MANIFEST_FORMAT = "skinstation-model-manifest/1"
 MANIFEST_FIELDS = (
     "format",
@@ -36,8 +36,6 @@ MANIFEST_FIELDS = (
     "deployed_at",
     "key_id",
 )
-CAPTURE_METADATA_FIELD = "metadata"  # multipart field names of POST /captures
-CAPTURE_IMAGE_FIELD = "image"
 
 
 class ManifestError(ValueError):
@@ -49,6 +47,36 @@ def canonical_json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
+
+
+class ModelManifest(BaseModel):
+    """A manifest's fields, typed; built only from a manifest whose signature verified."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    format: str
+    deployment: int
+    action: str
+    version: str = Field(min_length=1, max_length=64)
+    file_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    file_size: int = Field(gt=0)
+    content_sha256: str
+    parent_version: str | None
+    data_fingerprint: str
+    deployed_at: str
+    key_id: str
+
+
+class SignedManifest(BaseModel):
+    """``GET /models/current``: the manifest as signed (a plain object) and its signature."""
+
+    manifest: dict[str, Any]
+    signature: str
+
+
+def sign_manifest_bytes(private_key: Ed25519PrivateKey, manifest: dict[str, Any]) -> str:
+    """Base64 Ed25519 signature of the manifest's canonical bytes (the engine signs)."""
+    return base64.b64encode(private_key.sign(canonical_json(manifest))).decode("ascii")
 
 
 def encode_public_key(raw: bytes) -> str:
@@ -74,7 +102,7 @@ def verify_manifest(
     public_key_b64: str,
     *,
     newer_than: int = 0,
-) -> None:
+) -> ModelManifest:
     """Check a model manifest against the pinned engine key.
 
     Args:
@@ -82,6 +110,9 @@ def verify_manifest(
         signature_b64: Its base64 Ed25519 signature.
         public_key_b64: The engine key pinned at enrollment.
         newer_than: The deployment number already installed; older or equal ones are refused.
+
+    Returns:
+        The verified manifest, typed.
 
     Raises:
         ManifestError: With the reason (bad signature, wrong key, malformed, stale).
@@ -118,3 +149,7 @@ def verify_manifest(
             f"model manifest deployment {deployment!r} is not newer than the installed "
             f"deployment {newer_than}; refused (replayed or stale manifest)"
         )
+    try:
+        return ModelManifest.model_validate(manifest)
+    except ValueError as error:
+        raise ManifestError(f"model manifest is malformed: {error}") from None
