@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from skinstation.core import images as images_module
 from skinstation.settings import Settings
 from skinstation.storage import (
     ImageIntegrityError,
@@ -25,7 +26,6 @@ from skinstation.storage import (
     init_database,
     recover,
 )
-from skinstation.core import images as images_module
 
 
 def _age(path: Path, seconds: float) -> None:
