@@ -45,9 +45,16 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from skinstation.engine import accounts, ingest, jobs, registry, review, signing, stations  # noqa: E402
+from skinstation.engine.accounts import service as accounts  # noqa: E402
+from skinstation.engine.accounts.models import AccountRole  # noqa: E402
 from skinstation.engine.database import open_engine_database  # noqa: E402
-from skinstation.engine.schema import AccountRole, ModelStatus  # noqa: E402
+from skinstation.engine.ingest import service as ingest  # noqa: E402
+from skinstation.engine.models import service as registry  # noqa: E402
+from skinstation.engine.models import signing  # noqa: E402
+from skinstation.engine.models.models import ModelStatus  # noqa: E402
+from skinstation.engine.retraining import jobs  # noqa: E402
+from skinstation.engine.review import service as review  # noqa: E402
+from skinstation.engine.stations import service as stations  # noqa: E402
 from skinstation.protocol.uploads import CaptureMetadata  # noqa: E402
 from skinstation.settings import Settings, SyncSettings  # noqa: E402
 from skinstation.sync.client import EngineClient  # noqa: E402

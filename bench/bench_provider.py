@@ -32,9 +32,10 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from skinstation.engine import providers, registry  # noqa: E402
 from skinstation.engine.database import open_engine_database  # noqa: E402
-from skinstation.engine.schema import ModelStatus  # noqa: E402
+from skinstation.engine.models import service as registry  # noqa: E402
+from skinstation.engine.models.models import ModelStatus  # noqa: E402
+from skinstation.engine.providers import service as providers  # noqa: E402
 from skinstation.resources import DEFAULT_MODEL_PATH  # noqa: E402
 from skinstation.settings import Settings  # noqa: E402
 from tests.conftest import write_manifest  # noqa: E402

@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from skinstation.auth import Role  # noqa: E402
 from skinstation.camera import SimulatedDermatoscope  # noqa: E402
-from skinstation.engine import registry  # noqa: E402
-from skinstation.engine.schema import ModelStatus  # noqa: E402
+from skinstation.engine.models import service as registry  # noqa: E402
+from skinstation.engine.models.models import ModelStatus  # noqa: E402
 from skinstation.inference.classifier import Classifier  # noqa: E402
 from skinstation.inference.model_file import read_metadata  # noqa: E402
 from skinstation.resources import DEFAULT_MODEL_PATH  # noqa: E402

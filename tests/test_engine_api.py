@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from skinstation.engine.database import EngineDatabase
-from skinstation.engine.schema import Capture, CapturePrediction, Patient
+from skinstation.engine.ingest.models import Capture, CapturePrediction, Patient
 from skinstation.settings import Settings
 from skinstation.storage import SyncRecords
 from tests.test_engine_helpers import (

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from skinstation.cli import main
-from skinstation.engine import stations
 from skinstation.engine.database import open_engine_database
+from skinstation.engine.stations import service as stations
 from skinstation.settings import Settings
 from tests.test_engine_helpers import write_engine_config
 

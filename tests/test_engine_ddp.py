@@ -10,9 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from skinstation.engine import accounts, ingest, jobs, registry, review, signing, stations
+from skinstation.engine.accounts import service as accounts
+from skinstation.engine.accounts.models import AccountRole
 from skinstation.engine.database import open_engine_database
-from skinstation.engine.schema import AccountRole, ModelStatus
+from skinstation.engine.ingest import service as ingest
+from skinstation.engine.models import service as registry
+from skinstation.engine.models import signing
+from skinstation.engine.models.models import ModelStatus
+from skinstation.engine.retraining import jobs
+from skinstation.engine.review import service as review
+from skinstation.engine.stations import service as stations
 from skinstation.inference.model_file import load_model_file, save_model_file
 from skinstation.protocol.uploads import CaptureMetadata
 from skinstation.settings import Settings

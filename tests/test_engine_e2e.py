@@ -13,8 +13,8 @@ from pathlib import Path
 
 from skinstation.auth import Role
 from skinstation.camera import SimulatedDermatoscope
-from skinstation.engine import registry
-from skinstation.engine.schema import ModelStatus
+from skinstation.engine.models import service as registry
+from skinstation.engine.models.models import ModelStatus
 from skinstation.services.station import StationService
 from skinstation.storage import ReviewState
 from skinstation.sync.credentials import CredentialStore

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from skinstation.engine.accounts import create_account
+from skinstation.engine.accounts.models import AccountRole
+from skinstation.engine.accounts.service import create_account
 from skinstation.engine.database import EngineDatabase, open_engine_database
-from skinstation.engine.schema import AccountRole
 from skinstation.settings import Settings
 from skinstation.storage import Capture, Database, StationStore, init_database
 from tests.conftest import REPO_ROOT

@@ -19,7 +19,7 @@ from skinstation.engine.database import (
     head_revision,
     open_engine_database,
 )
-from skinstation.engine.schema import Base
+from skinstation.engine.tables import Base
 from skinstation.settings import Settings
 from tests.test_storage_helpers import BACKENDS, postgres_schema_url
 

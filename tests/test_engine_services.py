@@ -16,7 +16,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from skinstation.core.timeutil import utc_now
-from skinstation.engine import accounts, ingest, jobs, registry, review, signing, stations
+from skinstation.engine.accounts import service as accounts
+from skinstation.engine.accounts.models import Account, AccountRole, ApiSession
 from skinstation.engine.database import EngineDatabase, open_engine_database
 from skinstation.engine.errors import (
     ConflictError,
@@ -25,15 +26,16 @@ from skinstation.engine.errors import (
     LockedError,
     UnauthorizedError,
 )
-from skinstation.engine.gate import GateMetrics, decide
-from skinstation.engine.schema import (
-    Account,
-    AccountRole,
-    ApiSession,
-    Capture,
-    ModelStatus,
-    Station,
-)
+from skinstation.engine.ingest import service as ingest
+from skinstation.engine.ingest.models import Capture
+from skinstation.engine.models import service as registry
+from skinstation.engine.models import signing
+from skinstation.engine.models.models import ModelStatus
+from skinstation.engine.retraining import jobs
+from skinstation.engine.retraining.gate import GateMetrics, decide
+from skinstation.engine.review import service as review
+from skinstation.engine.stations import service as stations
+from skinstation.engine.stations.models import Station
 from skinstation.protocol.manifest import ManifestError, verify_manifest
 from skinstation.protocol.uploads import CaptureMetadata
 from skinstation.settings import Settings

@@ -23,9 +23,13 @@ import requests
 from PIL import Image
 from sqlalchemy import func, select
 
-from skinstation.engine import audit, registry, retraining
+from skinstation.engine.audit import service as audit
+from skinstation.engine.audit.models import AuditEvent
 from skinstation.engine.database import EngineDatabase
-from skinstation.engine.schema import AuditEvent, Capture, CapturePrediction, ModelStatus
+from skinstation.engine.ingest.models import Capture, CapturePrediction
+from skinstation.engine.models import service as registry
+from skinstation.engine.models.models import ModelStatus
+from skinstation.engine.retraining import service as retraining
 from skinstation.inference.classifier import Classifier, Prediction
 from skinstation.inference.preprocessing import decode_image
 from skinstation.inference.quality import assess_quality

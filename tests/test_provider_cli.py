@@ -10,9 +10,10 @@ import pytest
 
 from skinstation.cli import main
 from skinstation.core.timeutil import utc_now
-from skinstation.engine import providers, ratelimit
 from skinstation.engine.database import open_engine_database
 from skinstation.engine.errors import RateLimitedError
+from skinstation.engine.providers import ratelimit
+from skinstation.engine.providers import service as providers
 from skinstation.settings import Settings
 from tests.test_engine_helpers import write_engine_config
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from skinstation.engine import audit, providers, ratelimit
+from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import (
     ForbiddenError,
@@ -23,7 +23,9 @@ from skinstation.engine.errors import (
     RateLimitedError,
     UnauthorizedError,
 )
-from skinstation.engine.provider_schema import KeyScope, ProviderKey, ProviderRateWindow
+from skinstation.engine.providers import ratelimit
+from skinstation.engine.providers import service as providers
+from skinstation.engine.providers.models import KeyScope, ProviderKey, ProviderRateWindow
 from skinstation.settings import Settings
 from tests.test_engine_schema import engine_db
 from tests.test_storage_helpers import BACKENDS

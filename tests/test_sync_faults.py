@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from skinstation.engine.schema import Capture as EngineCapture
+from skinstation.engine.ingest.models import Capture as EngineCapture
 from skinstation.settings import Settings
 from skinstation.storage import Outbox, OutboxState, SyncRecords
 from skinstation.storage.models import AuditEvent, OutboxEntry

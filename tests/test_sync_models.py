@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from skinstation.engine import registry
-from skinstation.engine.schema import AuditEvent, Deployment, ModelStatus, ModelVersion
+from skinstation.engine.audit.models import AuditEvent
+from skinstation.engine.models import service as registry
+from skinstation.engine.models.models import Deployment, ModelStatus, ModelVersion
 from skinstation.inference.model_file import load_model_file, save_model_file
 from skinstation.services.models import ModelManager
 from skinstation.sync.cli import model_manager_installer

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from skinstation.engine.errors import EngineError
-from skinstation.engine.provider_cli import register_provider_commands
+from skinstation.engine.providers.cli import register_provider_commands
 from skinstation.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run training jobs."""
-    from skinstation.engine.worker import Worker
+    from skinstation.engine.retraining.worker import Worker
 
     worker = Worker(_db(args))
     if args.once:
@@ -101,8 +101,8 @@ def _password(args: argparse.Namespace) -> str:
 def _create_account(role: str) -> Handler:
     @_reports_errors
     def handler(args: argparse.Namespace) -> int:
-        from skinstation.engine.accounts import cli_actor, create_account
-        from skinstation.engine.schema import AccountRole
+        from skinstation.engine.accounts.models import AccountRole
+        from skinstation.engine.accounts.service import cli_actor, create_account
 
         created = create_account(_db(args), args.username, _password(args), AccountRole(role),
                                  display_name=args.display_name, actor=cli_actor())
@@ -114,8 +114,8 @@ def _create_account(role: str) -> Handler:
 @_reports_errors
 def cmd_enrollment_code(args: argparse.Namespace) -> int:
     """Issue a one-time enrollment code."""
-    from skinstation.engine.accounts import cli_actor
-    from skinstation.engine.stations import create_enrollment_code
+    from skinstation.engine.accounts.service import cli_actor
+    from skinstation.engine.stations.service import create_enrollment_code
 
     issued = create_enrollment_code(_db(args), args.station_name, actor=cli_actor())
     print(f"enrollment code for {issued.station_name!r} (one use, expires "
@@ -126,7 +126,7 @@ def cmd_enrollment_code(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_stations(args: argparse.Namespace) -> int:
     """List enrolled stations."""
-    from skinstation.engine.stations import list_stations
+    from skinstation.engine.stations.service import list_stations
 
     for s in list_stations(_db(args)):
         state = f"revoked {s.revoked_at:%Y-%m-%d}" if s.revoked_at else "active"
@@ -138,8 +138,8 @@ def cmd_stations(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke a station's credential."""
-    from skinstation.engine.accounts import cli_actor
-    from skinstation.engine.stations import revoke
+    from skinstation.engine.accounts.service import cli_actor
+    from skinstation.engine.stations.service import revoke
 
     info = revoke(_db(args), args.station_id, actor=cli_actor())
     print(f"station {info.station_id} ({info.name}) revoked at {info.revoked_at}")
@@ -149,8 +149,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_train(args: argparse.Namespace) -> int:
     """Queue a retraining job."""
-    from skinstation.engine.accounts import cli_actor
-    from skinstation.engine.jobs import create_job
+    from skinstation.engine.accounts.service import cli_actor
+    from skinstation.engine.retraining.jobs import create_job
 
     params = {k: v for k in ("views", "head_epochs", "finetune_epochs", "train_processes")
               if (v := getattr(args, k)) is not None}
@@ -162,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List training jobs."""
-    from skinstation.engine.jobs import get_job, list_jobs
+    from skinstation.engine.retraining.jobs import get_job, list_jobs
 
     db = _db(args)
     if args.job_id:
@@ -177,7 +177,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_models_list(args: argparse.Namespace) -> int:
     """List model versions."""
-    from skinstation.engine.registry import list_versions
+    from skinstation.engine.models.service import list_versions
 
     for v in list_versions(_db(args)):
         test = v.metrics.get("locked_test") or v.metrics.get("test") or {}
@@ -193,9 +193,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_models_import(args: argparse.Namespace) -> int:
     """Verify a model file, register it and (by default) deploy it."""
-    from skinstation.engine.accounts import cli_actor
-    from skinstation.engine.registry import deploy, register_model
-    from skinstation.engine.schema import ModelStatus
+    from skinstation.engine.accounts.service import cli_actor
+    from skinstation.engine.models.models import ModelStatus
+    from skinstation.engine.models.service import deploy, register_model
     from skinstation.inference.model_file import load_model_file
 
     load_model_file(args.file)  # refuses a truncated or tampered file
@@ -213,8 +213,8 @@ def cmd_models_import(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_models_rollback(args: argparse.Namespace) -> int:
     """Deploy the previous (or a named) promoted version again."""
-    from skinstation.engine.accounts import cli_actor
-    from skinstation.engine.registry import rollback
+    from skinstation.engine.accounts.service import cli_actor
+    from skinstation.engine.models.service import rollback
 
     signed = rollback(_db(args), actor=cli_actor(), to_version=args.to, reason=args.reason)
     print(f"rolled back to {signed.manifest['version']} (deployment "
@@ -225,7 +225,7 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 @_reports_errors
 def cmd_audit(args: argparse.Namespace) -> int:
     """Print the newest audit rows."""
-    from skinstation.engine import audit
+    from skinstation.engine.audit import service as audit
 
     db = _db(args)
     with db.transaction() as session:

@@ -12,11 +12,11 @@ import os
 import socket
 
 from skinstation.core.network import is_loopback
-from skinstation.engine.accounts import cli_actor
+from skinstation.engine.accounts.service import cli_actor
 from skinstation.engine.database import open_engine_database
 from skinstation.engine.errors import InvalidError
-from skinstation.engine.inference_pool import ENV_PREFIX
-from skinstation.engine.signing import ensure_signing_key
+from skinstation.engine.models.signing import ensure_signing_key
+from skinstation.engine.providers.inference_pool import ENV_PREFIX
 from skinstation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ def serve(
     """Run the API until interrupted.
 
     ``classify_threads`` and ``classify_queue`` size each worker's inference pool (see
-    :mod:`skinstation.engine.inference_pool`); the workers read them, and the PyTorch threads
-    per worker (default: cores / workers), from ``SKINSTATION_ENGINE_CLASSIFY_*``.
+    :mod:`skinstation.engine.providers.inference_pool`); the workers read them, and the PyTorch
+    threads per worker (default: cores / workers), from ``SKINSTATION_ENGINE_CLASSIFY_*``.
 
     Raises:
         InvalidError: Plain HTTP on a non-loopback address without ``allow_plain_http``, or
@@ -74,7 +74,7 @@ def serve(
     torch_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     os.environ.setdefault(ENV_PREFIX + "TORCH_THREADS", str(torch_threads))
     config = uvicorn.Config(
-        "skinstation.engine.api.app:create_app", factory=True, host=host, port=port,
+        "skinstation.engine.app:create_app", factory=True, host=host, port=port,
         workers=workers, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
         log_level=log_level, proxy_headers=allow_plain_http,
         timeout_graceful_shutdown=max(1, round(graceful_timeout)),

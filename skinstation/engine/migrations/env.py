@@ -6,6 +6,6 @@ hands its SQLAlchemy engine over in ``config.attributes["engine"]``.
 
 from skinstation.core.sqlbase import run_alembic_environment
 from skinstation.engine.database import VERSION_TABLE
-from skinstation.engine.schema import Base
+from skinstation.engine.tables import Base
 
 run_alembic_environment(Base.metadata, version_table=VERSION_TABLE)

@@ -1,0 +1,1 @@
+"""Engine accounts (administrators, dermatologists): passwords, logins, lockout."""

@@ -1,1 +1,0 @@
-"""The engine HTTP API (FastAPI): thin routes over the engine services."""

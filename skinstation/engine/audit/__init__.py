@@ -1,0 +1,1 @@
+"""The engine's append-only audit log: who saw or changed what, and when."""

@@ -1,0 +1,1 @@
+"""Captures arriving from stations and providers: checked, stored once, image verified."""

@@ -1,0 +1,1 @@
+"""Model versions: the registry, deployments, manifest signing and distribution."""

@@ -1,0 +1,1 @@
+"""Third-party providers: accounts, API keys, quotas, rate limits and classify."""

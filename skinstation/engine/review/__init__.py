@@ -1,0 +1,1 @@
+"""The dermatologists' review queue, reviews, and the reviews stations pull back."""

@@ -1,0 +1,59 @@
+"""Routes of the review domain: the dermatologists' queue and reviews; the reviews stations pull."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from skinstation.engine.deps import (
+    ACCOUNT_AUTH_ERRORS,
+    STATION_AUTH_ERRORS,
+    Account,
+    Db,
+    Station,
+)
+from skinstation.engine.review import service as review
+from skinstation.engine.review.schemas import QueueItemOut, ReviewRequest
+from skinstation.protocol.messages import (
+    ReviewRecord,
+)
+
+station_router = APIRouter(tags=["stations"])
+router = APIRouter(tags=["review"])
+
+
+@station_router.get("/reviews", response_model=list[ReviewRecord], responses=STATION_AUTH_ERRORS)
+def pull_reviews(station: Station, db: Db, after: int = 0, limit: int = 500) -> list[ReviewRecord]:
+    """Engine reviews of this station's captures with id > ``after``, oldest first."""
+    rows = review.reviews_for_station(db, station, after_id=after, limit=min(limit, 1000))
+    return [ReviewRecord(**r.__dict__) for r in rows]
+
+
+@router.get("/review/queue", response_model=list[QueueItemOut], responses=ACCOUNT_AUTH_ERRORS)
+def queue(account: Account, db: Db, limit: int = 200) -> list[QueueItemOut]:
+    """Unreviewed cases: indeterminate, suspected cancer and referrals first."""
+    return [QueueItemOut(**item.__dict__)
+            for item in review.review_queue(db, account, limit=min(limit, 1000))]
+
+
+@router.get("/review/captures/{capture_id}", responses=ACCOUNT_AUTH_ERRORS)
+def details(capture_id: int, account: Account, db: Db) -> dict:
+    """A case: capture, predictions, original label, reviews and final label (audited)."""
+    return review.capture_details(db, account, capture_id)
+
+
+@router.get("/review/captures/{capture_id}/image", response_class=Response,
+            responses=ACCOUNT_AUTH_ERRORS)
+def image(capture_id: int, account: Account, db: Db) -> Response:
+    """A case's image bytes (audited)."""
+    data, media_type = review.capture_image(db, account, capture_id)
+    return Response(content=data, media_type=media_type,
+                    headers={"Cache-Control": "no-store"})
+
+
+@router.post("/review/captures/{capture_id}", response_model=ReviewRecord, status_code=201,
+             responses={**ACCOUNT_AUTH_ERRORS,
+                        422: {"description": "bad code or nothing to confirm"}})
+def submit(capture_id: int, body: ReviewRequest, account: Account, db: Db) -> ReviewRecord:
+    """Confirm the original label or correct it; the review becomes the final label."""
+    record = review.submit_review(db, account, capture_id, body.action, body.code, body.note)
+    return ReviewRecord(**record.__dict__)

@@ -1,0 +1,39 @@
+"""API request and response bodies of the review domain (part of the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueueItemOut(BaseModel):
+    """One case waiting for review."""
+
+    capture_id: int
+    uid: str
+    station: str
+    pseudonym: str
+    band: str
+    body_site: str
+    capture_time: datetime
+    decision: str | None
+    referral: bool | None
+    model_version: str | None
+    group_probabilities: dict[str, float]
+    original_label: str | None
+    urgent: bool
+    source: str = Field(default="station", description="'station' or 'provider'")
+
+
+class ReviewRequest(_In):
+    """A dermatologist's verdict on a case."""
+
+    action: Literal["confirm", "correct"]
+    code: str | None = Field(default=None, max_length=32, description="diagnosis for 'correct'")
+    note: str | None = Field(default=None, max_length=2000)

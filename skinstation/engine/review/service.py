@@ -1,0 +1,272 @@
+"""Expert review on the engine: queue, case details, confirm/correct, reviews back to stations.
+
+The ORIGINAL label (the station operator's) is never changed. Each review is a new row; the
+latest review is the FINAL label. Reviews made on the engine flow back to the originating
+station, which pulls those newer than the last one it received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from skinstation.core.timeutil import utc_now
+from skinstation.core.triage import URGENT_DECISIONS
+from skinstation.engine.accounts.models import Account, AccountRole
+from skinstation.engine.accounts.service import AccountPrincipal
+from skinstation.engine.audit import service as audit
+from skinstation.engine.database import EngineDatabase
+from skinstation.engine.errors import InvalidError, NotFoundError
+from skinstation.engine.ingest.models import (
+    Capture,
+    CapturePrediction,
+    ExamSession,
+    Patient,
+)
+from skinstation.engine.providers.models import Provider
+from skinstation.engine.review.models import Review, ReviewAction
+from skinstation.engine.stations.models import Station
+from skinstation.engine.stations.service import StationPrincipal
+from skinstation.inference.taxonomy import load_taxonomy
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One unreviewed case in the dermatologist's queue.
+
+    ``station`` names where it came from (a station's name, or ``provider:<name>``) and
+    ``pseudonym`` the patient (a provider's pseudonymous end-user id); ``source`` is
+    ``station`` or ``provider``.
+    """
+
+    capture_id: int
+    uid: str
+    station: str
+    pseudonym: str
+    band: str
+    body_site: str
+    capture_time: datetime
+    decision: str | None
+    referral: bool | None
+    model_version: str | None
+    group_probabilities: dict[str, float]
+    original_label: str | None
+    urgent: bool
+    source: str = "station"
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """A review as the API and the station see it."""
+
+    review_id: int
+    capture_id: int
+    capture_uid: str
+    origin: str
+    action: str
+    code: str
+    note: str | None
+    reviewer: str
+    reviewer_name: str
+    reviewed_at: datetime
+    supersedes_id: int | None
+
+
+def _latest_prediction() -> Any:
+    return (
+        select(CapturePrediction.capture_id, func.max(CapturePrediction.id).label("pid"))
+        .group_by(CapturePrediction.capture_id)
+        .subquery("latest_prediction")
+    )
+
+
+def _queue_select() -> Select[Any]:
+    latest = _latest_prediction()
+    reviewed = select(Review.capture_id)
+    urgent = or_(CapturePrediction.decision.in_(URGENT_DECISIONS),
+                 CapturePrediction.referral.is_(True))
+    origin = func.coalesce(Station.name, literal("provider:") + Provider.name)
+    return (
+        select(Capture, origin, func.coalesce(Patient.pseudonym, Capture.end_user_ref),
+               CapturePrediction, case((urgent, 1), else_=0).label("urgent"))
+        .outerjoin(Station, Station.id == Capture.station_id)
+        .outerjoin(ExamSession, ExamSession.id == Capture.session_id)
+        .outerjoin(Patient, Patient.id == ExamSession.patient_id)
+        .outerjoin(Provider, Provider.id == Capture.provider_id)
+        .outerjoin(latest, latest.c.capture_id == Capture.id)
+        .outerjoin(CapturePrediction, CapturePrediction.id == latest.c.pid)
+        .where(Capture.id.not_in(reviewed))
+        .order_by(case((urgent, 0), else_=1), Capture.capture_time, Capture.id)
+    )
+
+
+def review_queue(db: EngineDatabase, principal: AccountPrincipal,
+                 limit: int = 200) -> list[QueueItem]:
+    """Unreviewed cases: indeterminate, suspected cancer and referrals first, oldest first."""
+    principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
+    with db.transaction() as session:
+        items = []
+        for capture, station, pseudonym, prediction, urgent in session.execute(
+            _queue_select().limit(limit)
+        ):
+            items.append(QueueItem(
+                capture.id, capture.uid, station, pseudonym, capture.band, capture.body_site,
+                capture.capture_time, None if prediction is None else prediction.decision,
+                None if prediction is None else prediction.referral,
+                None if prediction is None else prediction.model_version,
+                {} if prediction is None else dict(prediction.group_probabilities),
+                capture.original_label, bool(urgent), capture.source))
+        audit.record(session, principal.actor, "review_queue.viewed", None, None,
+                     {"rows": len(items)})
+        return items
+
+
+def capture_details(db: EngineDatabase, principal: AccountPrincipal,
+                    capture_id: int) -> dict[str, Any]:
+    """Everything a dermatologist needs about one case (audited)."""
+    principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
+    with db.transaction() as session:
+        capture = _capture(session, capture_id)
+        station = None if capture.station_id is None else session.get(Station, capture.station_id)
+        exam = None if capture.session_id is None else session.get(ExamSession, capture.session_id)
+        patient = session.get(Patient, exam.patient_id) if exam else None
+        provider = (None if capture.provider_id is None
+                    else session.get(Provider, capture.provider_id))
+        predictions = session.scalars(select(CapturePrediction).where(
+            CapturePrediction.capture_id == capture_id).order_by(CapturePrediction.id))
+        reviews = _reviews(session, Review.capture_id == capture_id)
+        audit.record(session, principal.actor, "capture.viewed", "capture", capture_id)
+        return {
+            "capture_id": capture.id, "uid": capture.uid, "source": capture.source,
+            "station": station.name if station else None,
+            "provider": provider.name if provider else None,
+            "pseudonym": patient.pseudonym if patient else capture.end_user_ref,
+            "device_id": capture.device_id, "access_time": capture.access_time.isoformat(),
+            "received_at": capture.received_at.isoformat(),
+            "band": capture.band, "body_site": capture.body_site,
+            "capture_time": capture.capture_time.isoformat(),
+            "width": capture.width, "height": capture.height,
+            "image_sha256": capture.image_sha256,
+            "predictions": [{
+                "model_version": p.model_version, "decision": p.decision,
+                "referral": p.referral, "class_probabilities": p.class_probabilities,
+                "group_probabilities": p.group_probabilities,
+                "created_at": p.created_at.isoformat()} for p in predictions],
+            "original_label": capture.original_label,
+            "final_label": reviews[-1].code if reviews else capture.original_label,
+            "reviews": [r.__dict__ | {"reviewed_at": r.reviewed_at.isoformat()} for r in reviews],
+        }
+
+
+def capture_image(db: EngineDatabase, principal: AccountPrincipal,
+                  capture_id: int) -> tuple[bytes, str]:
+    """A case's image bytes (verified) and media type (audited)."""
+    principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
+    with db.transaction() as session:
+        capture = _capture(session, capture_id)
+        audit.record(session, principal.actor, "image.viewed", "capture", capture_id)
+    media = {"jpg": "image/jpeg", "tif": "image/tiff"}.get(
+        capture.image_format, f"image/{capture.image_format}")
+    return db.images.read(capture.image_ref, capture.image_sha256), media
+
+
+def submit_review(
+    db: EngineDatabase,
+    principal: AccountPrincipal,
+    capture_id: int,
+    action: ReviewAction | str,
+    code: str | None = None,
+    note: str | None = None,
+) -> ReviewRecord:
+    """Confirm the station's original label or correct it; the review becomes the final label.
+
+    Args:
+        db: The engine database.
+        principal: A dermatologist.
+        capture_id: The case.
+        action: ``confirm`` (agree with the original label) or ``correct``.
+        code: The diagnosis (fine class code) for ``correct``.
+        note: Free-text remark.
+
+    Raises:
+        ForbiddenError: Not a dermatologist.
+        NotFoundError: No such capture.
+        InvalidError: Nothing to confirm, unknown code, or a "correction" to the same code.
+    """
+    principal.require(AccountRole.DERMATOLOGIST)
+    action = ReviewAction(action)
+    classes = load_taxonomy().classes
+    if note is not None and len(note) > 2000:
+        raise InvalidError("note must be at most 2000 characters")
+    with db.transaction() as session:
+        capture = _capture(session, capture_id)
+        if action is ReviewAction.CONFIRM:
+            if capture.original_label is None:
+                raise InvalidError(
+                    f"capture {capture_id} has no original label to confirm; use 'correct' "
+                    "with a diagnosis code"
+                )
+            if code is not None and code != capture.original_label:
+                raise InvalidError(
+                    f"confirm keeps the original label {capture.original_label!r}; use "
+                    f"'correct' to change it to {code!r}"
+                )
+            code = capture.original_label
+        elif code is None or code == capture.original_label:
+            raise InvalidError("'correct' needs a diagnosis code different from the original "
+                               f"label {capture.original_label!r}")
+        if code not in classes:
+            raise InvalidError(f"unknown diagnosis code {code!r}; use one of {', '.join(classes)}")
+        previous = session.scalar(select(func.max(Review.id)).where(
+            Review.capture_id == capture_id))
+        review = Review(capture_id=capture_id, origin="engine",
+                        reviewer_id=principal.account_id, reviewer=principal.username,
+                        action=action.value, code=code, note=note, supersedes_id=previous,
+                        created_at=utc_now())
+        session.add(review)
+        session.flush()
+        audit.record(session, principal.actor, f"review.{action.value}ed", "capture",
+                     capture_id, {"review_id": review.id, "code": code,
+                                  "original": capture.original_label, "supersedes": previous})
+        return _reviews(session, Review.id == review.id)[0]
+
+
+def reviews_for_station(db: EngineDatabase, station: StationPrincipal, after_id: int = 0,
+                        limit: int = 500) -> list[ReviewRecord]:
+    """Engine reviews of the station's captures newer than ``after_id``, oldest first."""
+    with db.transaction() as session:
+        rows = _reviews(session, Capture.station_id == station.station_id,
+                        Review.origin == "engine", Review.id > after_id, limit=limit)
+        if rows:
+            audit.record(session, station.actor, "reviews.pulled", None, None,
+                         {"after": after_id, "count": len(rows), "last": rows[-1].review_id})
+        return rows
+
+
+def _capture(session: Session, capture_id: int) -> Capture:
+    capture = session.get(Capture, capture_id)
+    if capture is None:
+        raise NotFoundError(f"capture {capture_id} does not exist")
+    return capture
+
+
+def _reviews(session: Session, *conditions: Any, limit: int | None = None) -> list[ReviewRecord]:
+    stmt = (
+        select(Review, Capture.uid, Account.display_name)
+        .join(Capture, Capture.id == Review.capture_id)
+        .outerjoin(Account, Account.id == Review.reviewer_id)
+        .where(*conditions)
+        .order_by(Review.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [
+        ReviewRecord(review.id, review.capture_id, uid, review.origin, review.action,
+                     review.code, review.note, review.reviewer, name or review.reviewer,
+                     review.created_at, review.supersedes_id)
+        for review, uid, name in session.execute(stmt)
+    ]

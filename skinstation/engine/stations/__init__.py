@@ -1,0 +1,1 @@
+"""Capture stations: one-time enrollment codes, station tokens, revocation, events."""
