@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from skinstation.core.images import ImageError
 from skinstation.engine.accounts import service as accounts
 from skinstation.engine.accounts.models import AccountRole
 from skinstation.engine.accounts.service import AccountPrincipal
@@ -19,7 +20,6 @@ from skinstation.engine.errors import EngineError, UnauthorizedError
 from skinstation.engine.stations import service as stations
 from skinstation.engine.stations.service import StationPrincipal
 from skinstation.engine.tokens import STATION_TOKEN_PREFIX
-from skinstation.storage.errors import StorageError
 
 log = logging.getLogger("skinstation.engine.api")
 
@@ -88,15 +88,15 @@ async def engine_error_response(_request: Request, error: Exception) -> JSONResp
     return JSONResponse({"detail": str(error)}, status_code=status, headers=headers or None)
 
 
-async def storage_error_response(_request: Request, error: Exception) -> JSONResponse:
-    """A stored file failed its check: a server-side fault (500) with the reason."""
+async def image_error_response(_request: Request, error: Exception) -> JSONResponse:
+    """A stored image file is missing or failed its sha256 check: a server fault (500)."""
     log.error("storage error: %s", error)
     return JSONResponse({"detail": f"engine storage error: {error}"}, status_code=500)
 
 
 ERROR_HANDLERS: dict[type[Exception], Any] = {
     EngineError: engine_error_response,
-    StorageError: storage_error_response,
+    ImageError: image_error_response,
 }
 
 ASGIApp = Callable[..., Awaitable[None]]
