@@ -21,9 +21,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from skinstation.resources import DEFAULT_MODEL_PATH
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Section = TypeVar("_Section", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -290,7 +295,7 @@ class Settings:
         return _build(Settings, current)
 
 
-def _build(kind: type, values: Mapping[str, Any]) -> Any:
+def _build(kind: type[_Section], values: Mapping[str, Any]) -> _Section:
     """Instantiate dataclass ``kind`` from a mapping, converting paths, tuples and sections."""
     fields = {f.name: f for f in dataclasses.fields(kind)}
     unknown = set(values) - set(fields)
@@ -302,7 +307,8 @@ def _build(kind: type, values: Mapping[str, Any]) -> Any:
         default = spec.default
         if default is dataclasses.MISSING and spec.default_factory is not dataclasses.MISSING:
             default = spec.default_factory()
-        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+        if (dataclasses.is_dataclass(default) and not isinstance(default, type)
+                and isinstance(value, Mapping)):
             value = _build(type(default), value)
         elif isinstance(default, Path) or name in ("home", "data_dir", "model_path"):
             value = Path(value).expanduser() if value not in (None, "") else None

@@ -54,9 +54,9 @@ def test_keys_are_hashed_scoped_revocable_and_rotatable(db: EngineDatabase) -> N
 
     issued = providers.create_key(db, "Acme Tele", actor="account:root",
                                   scopes=["submit-for-review", "classify"], label="prod")
-    key_id = issued.info.key_id
+    key_id = issued.key_id
     assert issued.key.startswith(f"spk_{key_id}_") and len(issued.key) == 4 + 12 + 1 + 43
-    assert issued.info.scopes == ["classify", "submit-for-review"]
+    assert issued.scopes == ["classify", "submit-for-review"]
     with db.transaction() as session:
         row = session.scalar(select(ProviderKey).where(ProviderKey.key_id == key_id))
         assert row.key_hash == hashlib.sha256(issued.key.encode()).hexdigest()
@@ -74,15 +74,15 @@ def test_keys_are_hashed_scoped_revocable_and_rotatable(db: EngineDatabase) -> N
 
     classify_only = providers.create_key(db, 1, actor="account:root")
     limited = providers.authenticate_key(db, classify_only.key)
-    with pytest.raises(ForbiddenError, match=f"^API key {classify_only.info.key_id} lacks the "
+    with pytest.raises(ForbiddenError, match=f"^API key {classify_only.key_id} lacks the "
                                              "'submit-for-review' scope \\(it has: classify\\)$"):
         limited.require(KeyScope.SUBMIT_FOR_REVIEW)
 
     # rotation with a grace period: both keys work until the old one's expiry
     rotated = providers.rotate_key(db, key_id, actor="account:root", grace_seconds=3600)
-    assert rotated.info.rotated_from == key_id and rotated.info.scopes == issued.info.scopes
+    assert rotated.rotated_from == key_id and rotated.scopes == issued.scopes
     assert providers.authenticate_key(db, issued.key).key_id == key_id
-    assert providers.authenticate_key(db, rotated.key).key_id == rotated.info.key_id
+    assert providers.authenticate_key(db, rotated.key).key_id == rotated.key_id
     with db.transaction() as session:
         row = session.scalar(select(ProviderKey).where(ProviderKey.key_id == key_id))
         row.expires_at = row.expires_at - dt.timedelta(hours=2)
@@ -93,12 +93,12 @@ def test_keys_are_hashed_scoped_revocable_and_rotatable(db: EngineDatabase) -> N
         providers.rotate_key(db, key_id, actor="account:root")
 
     # rotation without grace ends the old key at once; revocation is final
-    again = providers.rotate_key(db, rotated.info.key_id, actor="cli:ops")
-    with pytest.raises(UnauthorizedError, match=f"^API key {rotated.info.key_id} was revoked"):
+    again = providers.rotate_key(db, rotated.key_id, actor="cli:ops")
+    with pytest.raises(UnauthorizedError, match=f"^API key {rotated.key_id} was revoked"):
         providers.authenticate_key(db, rotated.key)
-    revoked = providers.revoke_key(db, again.info.key_id, actor="cli:ops")
+    revoked = providers.revoke_key(db, again.key_id, actor="cli:ops")
     assert revoked.active is False and revoked.revoked_at is not None
-    assert providers.revoke_key(db, again.info.key_id, actor="cli:ops") == revoked
+    assert providers.revoke_key(db, again.key_id, actor="cli:ops") == revoked
     with pytest.raises(UnauthorizedError, match="was revoked; ask the engine administrator"):
         providers.authenticate_key(db, again.key)
     with pytest.raises(NotFoundError, match=r"^API key 0123456789ab does not exist$"):
@@ -108,8 +108,8 @@ def test_keys_are_hashed_scoped_revocable_and_rotatable(db: EngineDatabase) -> N
     with pytest.raises(ForbiddenError, match=r"^provider 'Acme Tele' is disabled on this engine$"):
         providers.authenticate_key(db, classify_only.key)
     assert [(k.key_id, k.active) for k in providers.list_keys(db, "Acme Tele")] == [
-        (key_id, False), (classify_only.info.key_id, True), (rotated.info.key_id, False),
-        (again.info.key_id, False)]
+        (key_id, False), (classify_only.key_id, True), (rotated.key_id, False),
+        (again.key_id, False)]
     assert [(a, action) for a, action, _ in _actions(db)] == [
         ("account:root", "provider.created"), ("account:root", "provider_key.created"),
         ("account:root", "provider_key.created"), ("account:root", "provider_key.created"),

@@ -14,7 +14,9 @@ LANGUAGES = ("en", "ko")
 def _catalogue(language: str) -> dict[str, str]:
     if language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r} (supported: {', '.join(LANGUAGES)})")
-    return json.loads((I18N_DIR / f"{language}.json").read_text(encoding="utf-8"))
+    path = I18N_DIR / f"{language}.json"
+    catalogue: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    return catalogue
 
 
 def text(key: str, language: str = "en") -> str:

@@ -8,15 +8,22 @@ and the same Alembic environment; each has its own declarative base and migratio
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, MetaData, create_engine, event
+from sqlalchemy import JSON, MetaData, String, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import Mapped, mapped_column
 
 from skinstation.core.timeutil import UtcDateTime
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,35 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class LoginAccountColumns:
+    """Columns of an account a person logs in with (station operator, engine account).
+
+    A declarative mixin: each table that uses it gets its own copies of these columns, first
+    in the table (``sort_order``), as the migrations created them. The password is an argon2id
+    hash; ``failed_login_count`` and ``locked_until`` drive lockout.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    username: Mapped[str] = mapped_column(String(64), unique=True, sort_order=-1)
+    display_name: Mapped[str] = mapped_column(String(200), sort_order=-1)
+    role: Mapped[str] = mapped_column(String(20), sort_order=-1)
+    password_hash: Mapped[str] = mapped_column(String(255), sort_order=-1)
+    disabled: Mapped[bool] = mapped_column(default=False, sort_order=-1)
+    failed_login_count: Mapped[int] = mapped_column(default=0, sort_order=-1)
+    locked_until: Mapped[datetime | None] = mapped_column(sort_order=-1)
+
+
+class PredictionColumns:
+    """Columns of one model output for one capture (station and engine ``predictions``)."""
+
+    model_version: Mapped[str] = mapped_column(String(64))
+    class_probabilities: Mapped[dict[str, Any]]
+    group_probabilities: Mapped[dict[str, Any]]
+    decision: Mapped[str] = mapped_column(String(32))
+    referral: Mapped[bool | None]
+    created_at: Mapped[datetime]
 
 
 def new_metadata() -> MetaData:
@@ -98,7 +134,8 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection,
+                                 _record: ConnectionPoolEntry) -> None:
     # Take transaction control away from the sqlite3 module (it would defer BEGIN and commit
     # around DDL); the "begin" listener issues BEGIN IMMEDIATE instead.
     dbapi_connection.isolation_level = None
@@ -116,3 +153,42 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def append_only_trigger_sql(dialect: str, tables: Sequence[str], function: str) -> list[str]:
+    """The statements that make ``tables`` refuse UPDATE, DELETE (and TRUNCATE) in the database.
+
+    Migration scripts of both databases execute these. They are part of migration history:
+    never change the SQL returned here; a new rule needs a new function and a new migration.
+
+    Args:
+        dialect: ``"sqlite"`` or ``"postgresql"`` (anything else: no statements).
+        tables: The append-only tables.
+        function: PostgreSQL only: the name of the trigger function to create.
+
+    Returns:
+        The SQL statements, in order.
+    """
+    statements: list[str] = []
+    if dialect == "sqlite":
+        for table in tables:
+            for event in ("UPDATE", "DELETE"):
+                statements.append(
+                    f"CREATE TRIGGER trg_{table}_no_{event.lower()} BEFORE {event} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                )
+    elif dialect == "postgresql":
+        statements.append(
+            f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
+        )
+        for table in tables:
+            statements.append(
+                f"CREATE TRIGGER trg_{table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+            )
+            statements.append(
+                f"CREATE TRIGGER trg_{table}_no_truncate BEFORE TRUNCATE ON {table} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+            )
+    return statements

@@ -46,4 +46,5 @@ class UtcDateTime(TypeDecorator[datetime]):
         """Attach UTC to the stored naive datetime."""
         if value is None:
             return None
-        return value.replace(tzinfo=UTC)
+        stored: datetime = value  # the DateTime implementation reads back a naive datetime
+        return stored.replace(tzinfo=UTC)

@@ -166,7 +166,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     db = _db(args)
     if args.job_id:
-        print(_json(get_job(db, args.job_id).__dict__))
+        print(_json(get_job(db, args.job_id).model_dump()))
         return 0
     for job in list_jobs(db):
         print(f"{job.job_id:4d}  {job.state:9s}  {job.outcome or '-':8s}  "

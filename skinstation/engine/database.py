@@ -7,26 +7,19 @@ model files. Several API processes may share both; nothing lives in process memo
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from skinstation.core.images import ImageStore
+from skinstation.core.migrations import MigrationScripts, SessionScope
 from skinstation.core.sqlbase import create_database_engine
 from skinstation.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_engine"
-_MIGRATION_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,7 @@ class EnginePaths:
 
 
 @dataclass(frozen=True)
-class EngineDatabase:
+class EngineDatabase(SessionScope):
     """The open engine database with its image store.
 
     Attributes:
@@ -91,38 +84,12 @@ class EngineDatabase:
     sessions: sessionmaker[Session]
     images: ImageStore
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """Yield a session inside one transaction: committed on success, rolled back on error."""
-        with self.sessions.begin() as session:
-            yield session
-
-    def dispose(self) -> None:
-        """Close pooled connections."""
-        self.engine.dispose()
 
 
-def alembic_config(engine: Engine) -> Config:
-    """Alembic configuration migrating ``engine`` with the engine's scripts."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["engine"] = engine
-    return config
-
-
-def head_revision() -> str:
-    """Newest engine migration shipped with this code."""
-    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-    if head is None:
-        raise RuntimeError(f"no migration found in {MIGRATIONS_DIR}")
-    return head
-
-
-def current_revision(engine: Engine) -> str | None:
-    """Revision the engine database is at (``None`` if empty)."""
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        return context.get_current_revision()
+MIGRATIONS = MigrationScripts(MIGRATIONS_DIR, VERSION_TABLE)
+alembic_config = MIGRATIONS.config
+head_revision = MIGRATIONS.head
+current_revision = MIGRATIONS.current
 
 
 def open_engine_database(settings: Settings, *, migrate: bool = True) -> EngineDatabase:
@@ -141,7 +108,6 @@ def open_engine_database(settings: Settings, *, migrate: bool = True) -> EngineD
     paths.storage.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(paths.database_url)
     if migrate:
-        with _MIGRATION_LOCK:
-            command.upgrade(alembic_config(engine), "head")
+        MIGRATIONS.upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     return EngineDatabase(settings, paths, engine, sessions, ImageStore(paths.images))

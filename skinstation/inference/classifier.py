@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from skinstation.core.i18n import text
@@ -22,25 +23,28 @@ from skinstation.core.triage import INDETERMINATE, NOT_ASSESSABLE
 from skinstation.inference.assessability import AssessabilityModel, image_problem
 from skinstation.inference.decision import decide
 from skinstation.inference.model_file import ModelMetadata, load_model_file
-from skinstation.inference.network import build_network
+from skinstation.inference.network import build_network, classifier_of, features_of
 from skinstation.inference.preprocessing import PreprocessConfig, preprocess
 from skinstation.inference.taxonomy import SKIN_CANCER, Taxonomy
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> npt.NDArray[np.float64]:
     """Row-wise softmax of ``logits / temperature`` in float64."""
     scaled = np.asarray(logits, np.float64) / temperature
     scaled = scaled - scaled.max(axis=-1, keepdims=True)
     exp = np.exp(scaled)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    probs: npt.NDArray[np.float64] = exp / exp.sum(axis=-1, keepdims=True)
+    return probs
 
 
-def predicted_classes(probs: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+def predicted_classes(probs: np.ndarray, offsets: np.ndarray | None = None
+                      ) -> npt.NDArray[np.intp]:
     """Argmax of ``log(probs) + offsets`` per row (plain argmax without offsets)."""
     scores = np.log(np.clip(np.asarray(probs, np.float64), 1e-300, None))
     if offsets is not None:
         scores = scores + offsets
-    return scores.argmax(axis=-1)
+    indices: npt.NDArray[np.intp] = scores.argmax(axis=-1)
+    return indices
 
 
 @dataclass(frozen=True)
@@ -156,9 +160,10 @@ class Classifier:
     @torch.inference_mode()
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Network logits and pooled features of a preprocessed (N, 3, S, S) batch."""
-        features = self.network.features(torch.from_numpy(batch))
+        features: torch.Tensor = features_of(self.network)(torch.from_numpy(batch))
         pooled = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(features, 1), 1)
-        return self.network.classifier(pooled).double().numpy(), pooled.double().numpy()
+        logits: torch.Tensor = classifier_of(self.network)(pooled)
+        return logits.double().numpy(), pooled.double().numpy()
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities: softmax((logits + training log prior) / T).

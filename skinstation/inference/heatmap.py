@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from skinstation.inference.classifier import Classifier
+from skinstation.inference.network import classifier_of, features_of
 from skinstation.inference.preprocessing import prepare, to_model_input
 
 
@@ -55,9 +56,10 @@ def explain(classifier: Classifier, image: np.ndarray, target_class: str | None 
     batch = torch.from_numpy(to_model_input(prepared, config)[None])
     network = classifier.network
     with torch.enable_grad():
-        activations = network.features(batch).detach().requires_grad_(True)
+        maps: torch.Tensor = features_of(network)(batch)
+        activations = maps.detach().requires_grad_(True)
         pooled = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(activations, 1), 1)
-        logits = network.classifier(pooled)
+        logits: torch.Tensor = classifier_of(network)(pooled)
         classes = list(classifier.taxonomy.classes)
         index = int(logits.argmax()) if target_class is None else classes.index(target_class)
         (gradients,) = torch.autograd.grad(logits[0, index], activations)

@@ -46,7 +46,8 @@ def _mobilenet_v2(num_classes: int, pretrained: bool) -> nn.Module:
     else:
         model = mobilenet_v2(weights=None)
     model.classifier[1] = nn.Linear(model.last_channel, num_classes)
-    return model
+    network: nn.Module = model  # torchvision has no type information: its MobileNetV2
+    return network
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -78,16 +79,41 @@ def build_network(name: str, num_classes: int, pretrained: bool = False) -> nn.M
     return get_architecture(name).build(num_classes, pretrained)
 
 
+def features_of(network: nn.Module) -> nn.Sequential:
+    """The ``features`` blocks of a network :func:`build_network` made.
+
+    Raises:
+        TypeError: If the network has no ``features`` sequence of blocks.
+    """
+    features = network.features
+    if not isinstance(features, nn.Sequential):
+        raise TypeError(f"network features must be an nn.Sequential, got {type(features)}")
+    return features
+
+
+def classifier_of(network: nn.Module) -> nn.Module:
+    """The ``classifier`` head (pooled features → logits) of a :func:`build_network` network.
+
+    Raises:
+        TypeError: If the network has no ``classifier`` module.
+    """
+    classifier = network.classifier
+    if not isinstance(classifier, nn.Module):
+        raise TypeError(f"network classifier must be an nn.Module, got {type(classifier)}")
+    return classifier
+
+
 class Trunk(nn.Module):
     """The first ``blocks`` feature blocks of a network (shares parameters with it)."""
 
     def __init__(self, network: nn.Module, blocks: int) -> None:
         super().__init__()
-        self.blocks = network.features[:blocks]
+        self.blocks = features_of(network)[:blocks]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map normalised images to the trunk's feature maps."""
-        return self.blocks(images)
+        maps: torch.Tensor = self.blocks(images)
+        return maps
 
 
 class Tail(nn.Module):
@@ -95,13 +121,15 @@ class Tail(nn.Module):
 
     def __init__(self, network: nn.Module, blocks: int) -> None:
         super().__init__()
-        self.blocks = network.features[blocks:]
-        self.classifier = network.classifier
+        self.blocks = features_of(network)[blocks:]
+        self.classifier = classifier_of(network)
 
     def pooled(self, trunk_features: torch.Tensor) -> torch.Tensor:
         """Return the pooled features the classifier sees."""
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.blocks(trunk_features), 1), 1)
+        maps: torch.Tensor = self.blocks(trunk_features)
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(maps, 1), 1)
 
     def forward(self, trunk_features: torch.Tensor) -> torch.Tensor:
         """Map trunk features to class logits."""
-        return self.classifier(self.pooled(trunk_features))
+        logits: torch.Tensor = self.classifier(self.pooled(trunk_features))
+        return logits

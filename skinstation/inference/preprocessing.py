@@ -126,8 +126,8 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> np.ndar
     try:
         with handle, Image.open(handle) as image:
             image.load()
-            image = ImageOps.exif_transpose(image) or image
-            rgb = np.asarray(image.convert("RGB"))
+            oriented = ImageOps.exif_transpose(image) or image
+            rgb = np.asarray(oriented.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"cannot decode image {label}: {exc}") from exc
     if rgb.ndim != 3 or rgb.shape[0] < 8 or rgb.shape[1] < 8:
@@ -290,8 +290,8 @@ def prepare(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 
 def to_model_input(prepared: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Scale a prepared uint8 image to 0-1, normalise per channel and return (3, H, W) float32."""
-    pixels = prepared.astype(np.float32) / 255.0
-    pixels = (pixels - np.asarray(config.mean, np.float32)) / np.asarray(config.std, np.float32)
+    scaled = prepared.astype(np.float32) / 255.0
+    pixels = (scaled - np.asarray(config.mean, np.float32)) / np.asarray(config.std, np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 

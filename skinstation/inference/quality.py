@@ -39,6 +39,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from skinstation.settings import QualitySettings
 
@@ -141,11 +142,12 @@ def field_of_view(grey: np.ndarray) -> np.ndarray:
     return ~vignette
 
 
-def _edge(mask: np.ndarray) -> np.ndarray:
+def _edge(mask: np.ndarray) -> npt.NDArray[np.bool_]:
     """Pixels of ``mask`` on its boundary (the image border counts as outside)."""
     padded = np.pad(mask.astype(np.uint8), 1)
     eroded = cv2.erode(padded, np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
-    return mask & ~eroded
+    edge: npt.NDArray[np.bool_] = mask & ~eroded
+    return edge
 
 
 def outline_on_edge(lesion: np.ndarray, edge: np.ndarray) -> float:
@@ -167,7 +169,7 @@ def outline_on_edge(lesion: np.ndarray, edge: np.ndarray) -> float:
     return on_edge / total if total else 0.0
 
 
-def find_lesion(rgb: np.ndarray, fov: np.ndarray) -> np.ndarray:
+def find_lesion(rgb: np.ndarray, fov: np.ndarray) -> npt.NDArray[np.bool_]:
     """Boolean mask of the most likely lesion in a normalised RGB image (may be empty)."""
     pixels = rgb.astype(np.float32) + 1.0
     luminance = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) + 1.0
@@ -187,7 +189,8 @@ def find_lesion(rgb: np.ndarray, fov: np.ndarray) -> np.ndarray:
     offsets = (centroids[1:] - ((width - 1) / 2, (height - 1) / 2)) / (width / 2, height / 2)
     distance = np.hypot(offsets[:, 0], offsets[:, 1]) / np.sqrt(2)
     score = stats[1:, cv2.CC_STAT_AREA] * np.exp(-(distance**2) / (2 * CENTRE_WEIGHT_SIGMA**2))
-    return labels == 1 + int(np.argmax(score))
+    lesion: npt.NDArray[np.bool_] = labels == 1 + int(np.argmax(score))
+    return lesion
 
 
 def _colour_difference(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from skinstation.core.triage import BENIGN as BENIGN
 from skinstation.core.triage import OTHER_DISEASE as OTHER_DISEASE
@@ -84,14 +85,15 @@ class Taxonomy:
             "pad_ufes_20_map": {k: dict(v) for k, v in self.pad_ufes_20_map.items()},
         }
 
-    def group_matrix(self) -> np.ndarray:
+    def group_matrix(self) -> npt.NDArray[np.float64]:
         """Return the (n_classes, n_groups) 0/1 matrix that sums class into group probabilities."""
         matrix = np.zeros((len(self.classes), len(self.groups)), dtype=np.float64)
         for i, code in enumerate(self.classes):
             matrix[i, self.groups.index(self.group_of[code])] = 1.0
         return matrix
 
-    def group_probabilities(self, class_probs: Sequence[float] | np.ndarray) -> np.ndarray:
+    def group_probabilities(self, class_probs: Sequence[float] | np.ndarray
+                            ) -> npt.NDArray[np.float64]:
         """Sum fine-class probabilities into group probabilities.
 
         Args:

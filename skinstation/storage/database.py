@@ -8,21 +8,15 @@ instead of failing on a read-to-write lock upgrade. PostgreSQL URLs work unchang
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from skinstation.core.images import ImageStore
+from skinstation.core.migrations import MigrationScripts, SessionScope
 from skinstation.core.sqlbase import create_database_engine as create_station_engine
 from skinstation.settings import Settings
 from skinstation.storage.audit import install_append_only_guard
@@ -31,11 +25,10 @@ from skinstation.storage.recovery import DEFAULT_ORPHAN_GRACE, RecoveryReport, r
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-_MIGRATION_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
-class Database:
+class Database(SessionScope):
     """An open station database and its image store.
 
     Attributes:
@@ -52,47 +45,17 @@ class Database:
     images: ImageStore
     recovery: RecoveryReport | None = None
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """Yield a session inside one transaction: committed on success, rolled back on error."""
-        with self.sessions.begin() as session:
-            yield session
-
-    def dispose(self) -> None:
-        """Close every pooled connection (call before deleting or moving the database)."""
-        self.engine.dispose()
 
 
-def alembic_config(engine: Engine) -> Config:
-    """Return an Alembic configuration that migrates ``engine`` with the bundled scripts."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["engine"] = engine
-    return config
+MIGRATIONS = MigrationScripts(MIGRATIONS_DIR)
+alembic_config = MIGRATIONS.config
+head_revision = MIGRATIONS.head
+current_revision = MIGRATIONS.current
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Apply every pending migration (a no-op when the schema is already at head).
-
-    Alembic keeps its running context in module globals, so migrations in one process are
-    serialised; across processes the database's own locking serialises them.
-    """
-    with _MIGRATION_LOCK:
-        command.upgrade(alembic_config(engine), "head")
-
-
-def head_revision() -> str:
-    """Return the newest migration revision shipped with this code."""
-    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-    if head is None:
-        raise RuntimeError(f"no migration found in {MIGRATIONS_DIR}")
-    return head
-
-
-def current_revision(engine: Engine) -> str | None:
-    """Return the revision the database is at (``None`` for an empty database)."""
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    """Apply every pending station migration (a no-op when the schema is already at head)."""
+    MIGRATIONS.upgrade(engine)
 
 
 def init_database(

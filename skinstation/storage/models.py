@@ -26,7 +26,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from skinstation.core.sqlbase import annotation_types, in_values, new_metadata
+from skinstation.core.sqlbase import (
+    LoginAccountColumns,
+    PredictionColumns,
+    annotation_types,
+    in_values,
+    new_metadata,
+)
 from skinstation.core.triage import INDETERMINATE as INDETERMINATE
 from skinstation.core.triage import NOT_ASSESSABLE as NOT_ASSESSABLE
 from skinstation.core.triage import SKIN_CANCER as SKIN_CANCER
@@ -62,20 +68,12 @@ class Base(DeclarativeBase):
     type_annotation_map = annotation_types()
 
 
-class Operator(Base):
+class Operator(LoginAccountColumns, Base):
     """A person who logs in to the station."""
 
     __tablename__ = "operators"
     __table_args__ = (CheckConstraint(in_values("role", Role), name="role"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))
-    password_hash: Mapped[str] = mapped_column(String(255))
-    disabled: Mapped[bool] = mapped_column(default=False)
-    failed_login_count: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
     password_changed_at: Mapped[datetime]
     created_at: Mapped[datetime]
 
@@ -140,19 +138,13 @@ class Capture(Base):
     multispectral_index: Mapped[int | None]
 
 
-class Prediction(Base):
+class Prediction(PredictionColumns, Base):
     """One model's output for one capture; a capture's latest prediction is the one shown."""
 
     __tablename__ = "predictions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), index=True)
-    model_version: Mapped[str] = mapped_column(String(64))
-    class_probabilities: Mapped[dict[str, Any]]
-    group_probabilities: Mapped[dict[str, Any]]
-    decision: Mapped[str] = mapped_column(String(32))
-    referral: Mapped[bool | None]
-    created_at: Mapped[datetime]
 
 
 class Label(Base):

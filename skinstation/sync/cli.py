@@ -12,10 +12,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skinstation.settings import Settings
 from skinstation.sync.pull import ModelInstaller
+
+if TYPE_CHECKING:
+    from skinstation.sync.runner import SyncRunner, SyncStatus
 
 InstallerFactory = Callable[[Settings], ModelInstaller]
 
@@ -40,11 +43,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _print_status(status: Any) -> None:
+def _print_status(status: SyncStatus) -> None:
     print(json.dumps(dataclasses.asdict(status), indent=2, default=str, sort_keys=True))
 
 
-def _runner(args: argparse.Namespace, installer_factory: InstallerFactory) -> Any:
+def _runner(args: argparse.Namespace, installer_factory: InstallerFactory) -> SyncRunner:
     from skinstation.storage import init_database
     from skinstation.sync.runner import SyncRunner
 
@@ -53,7 +56,7 @@ def _runner(args: argparse.Namespace, installer_factory: InstallerFactory) -> An
     return SyncRunner(settings, init_database(settings), installer=installer)
 
 
-def register_sync_commands(commands: Any,
+def register_sync_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                            installer_factory: InstallerFactory = model_manager_installer) -> None:
     """Add ``skinstation sync ...`` to the top-level subparsers."""
     from skinstation.sync.client import SyncError

@@ -272,7 +272,7 @@ class SyncRunner:
         sync = self.settings.sync
         if self._failures == 0:
             return sync.interval_seconds
-        return min(sync.interval_seconds, sync.backoff_seconds * 2 ** self._failures)
+        return min(sync.interval_seconds, sync.backoff_seconds * 2.0 ** self._failures)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -12,7 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from skinstation.core.sqlbase import in_values
+from skinstation.core.sqlbase import LoginAccountColumns, in_values
 from skinstation.engine.base import Base
 
 
@@ -23,20 +23,12 @@ class AccountRole(StrEnum):
     DERMATOLOGIST = "dermatologist"
 
 
-class Account(Base):
+class Account(LoginAccountColumns, Base):
     """A person who uses the engine: an administrator or a dermatologist."""
 
     __tablename__ = "accounts"
     __table_args__ = (CheckConstraint(in_values("role", AccountRole), name="role"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))
-    password_hash: Mapped[str] = mapped_column(String(255))
-    disabled: Mapped[bool] = mapped_column(default=False)
-    failed_login_count: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

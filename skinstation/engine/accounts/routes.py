@@ -35,9 +35,7 @@ def create_account(body: AccountIn, account: Account, db: Db) -> AccountOut:
                         423: {"description": "account locked"}})
 def login(body: LoginRequest, db: Db) -> LoginResponse:
     """Log in with an engine account; returns a bearer token."""
-    result = accounts.login(db, body.username, body.password)
-    return LoginResponse(token=result.token, expires_at=result.expires_at,
-                         username=result.principal.username, role=result.principal.role.value)
+    return accounts.login(db, body.username, body.password)
 
 
 @router.post("/auth/logout", status_code=204, responses=ACCOUNT_AUTH_ERRORS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import getpass
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from skinstation.core.passwords import (
 from skinstation.core.timeutil import utc_now
 from skinstation.core.usernames import USERNAME, normalise_username
 from skinstation.engine.accounts.models import Account, AccountRole, ApiSession
+from skinstation.engine.accounts.schemas import LoginResponse
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import (
@@ -69,15 +70,6 @@ class AccountPrincipal:
             allowed = " or ".join(r.value for r in roles)
             raise ForbiddenError(f"this needs the {allowed} role; {self.username!r} is {self.role}")
         return self
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    """A successful login: the bearer token (shown once) and when it expires."""
-
-    token: str
-    expires_at: datetime
-    principal: AccountPrincipal
 
 
 def cli_actor() -> str:
@@ -129,8 +121,11 @@ def create_account(
         return _principal(account)
 
 
-def login(db: EngineDatabase, username: str, password: str) -> LoginResult:
+def login(db: EngineDatabase, username: str, password: str) -> LoginResponse:
     """Check a password and open an API login.
+
+    Returns:
+        The bearer token (shown once), when it expires, and the account's username and role.
 
     Raises:
         UnauthorizedError: Unknown user, wrong password or disabled account (same message).
@@ -166,7 +161,8 @@ def login(db: EngineDatabase, username: str, password: str) -> LoginResult:
             session.add(ApiSession(account_id=account.id, token_hash=digest(token),
                                    created_at=now, expires_at=expires))
             audit.record(session, f"account:{name}", "login.succeeded", "account", account.id)
-            return LoginResult(token, expires, _principal(account))
+            return LoginResponse(token=token, expires_at=expires, username=account.username,
+                                 role=AccountRole(account.role).value)
     raise failure
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -15,6 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from skinstation.core.sqlbase import PredictionColumns
 from skinstation.engine.base import Base
 
 
@@ -101,16 +101,10 @@ class Capture(Base):
     original_label_note: Mapped[str | None] = mapped_column(Text)
 
 
-class CapturePrediction(Base):
+class CapturePrediction(PredictionColumns, Base):
     """A model output the station recorded for a capture."""
 
     __tablename__ = "predictions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), index=True)
-    model_version: Mapped[str] = mapped_column(String(64))
-    class_probabilities: Mapped[dict[str, Any]]
-    group_probabilities: Mapped[dict[str, Any]]
-    decision: Mapped[str] = mapped_column(String(32))
-    referral: Mapped[bool | None]
-    created_at: Mapped[datetime]

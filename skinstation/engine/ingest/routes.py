@@ -54,11 +54,11 @@ def upload_capture(
     result = ingest.store_capture(db, station, parsed, data)
     if result.duplicate:
         response.status_code = 200
-    return CaptureReceipt(**result.__dict__)
+    return result
 
 
 @station_router.get("/captures/{uid}", response_model=CaptureReceipt,
             responses={404: {"description": "not stored"}, **STATION_AUTH_ERRORS})
 def capture_receipt(uid: str, station: Station, db: Db) -> CaptureReceipt:
     """Whether the engine holds one of the station's captures, and its sha256."""
-    return CaptureReceipt(**ingest.capture_receipt(db, station, uid).__dict__)
+    return ingest.capture_receipt(db, station, uid)

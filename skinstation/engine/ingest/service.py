@@ -33,20 +33,10 @@ from skinstation.engine.ingest.models import (
 )
 from skinstation.engine.review.models import Review, ReviewAction
 from skinstation.engine.stations.service import StationPrincipal
-from skinstation.protocol.uploads import CaptureMetadata, LabelPart
+from skinstation.protocol.uploads import CaptureMetadata, CaptureReceipt, LabelPart
 
 NON_GROUP_DECISIONS = ("indeterminate", "not_assessable")
 ORPHAN_GRACE = timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """The engine's answer to an upload."""
-
-    capture_id: int
-    uid: str
-    image_sha256: str
-    duplicate: bool
 
 
 def verify_image(metadata: CaptureMetadata, image: bytes) -> EncodedImage:
@@ -100,7 +90,7 @@ def _existing(session: Session, uid: str) -> Capture | None:
 
 
 def _duplicate_or_conflict(existing: Capture, metadata: CaptureMetadata,
-                           station: StationPrincipal) -> IngestResult:
+                           station: StationPrincipal) -> CaptureReceipt:
     if existing.station_id != station.station_id:
         raise ConflictError(f"capture uid {existing.uid} belongs to another station")
     if existing.image_sha256 != metadata.capture.image_sha256:
@@ -108,12 +98,13 @@ def _duplicate_or_conflict(existing: Capture, metadata: CaptureMetadata,
             f"capture {existing.uid} is already stored with image sha256 "
             f"{existing.image_sha256}; refusing different bytes {metadata.capture.image_sha256}"
         )
-    return IngestResult(existing.id, existing.uid, existing.image_sha256, duplicate=True)
+    return CaptureReceipt(capture_id=existing.id, uid=existing.uid,
+                          image_sha256=existing.image_sha256, duplicate=True)
 
 
 def store_capture(
     db: EngineDatabase, station: StationPrincipal, metadata: CaptureMetadata, image: bytes
-) -> IngestResult:
+) -> CaptureReceipt:
     """Store one capture sent by ``station`` (idempotent by capture uid + sha256).
 
     Raises:
@@ -137,7 +128,8 @@ def store_capture(
             capture = _insert(session, station, metadata, image_ref)
             audit.record(session, station.actor, "capture.received", "capture", capture.id,
                          {"uid": capture.uid, "sha256": capture.image_sha256})
-            return IngestResult(capture.id, capture.uid, capture.image_sha256, duplicate=False)
+            return CaptureReceipt(capture_id=capture.id, uid=capture.uid,
+                                  image_sha256=capture.image_sha256, duplicate=False)
     except IntegrityError:
         # A concurrent retry of the same capture committed first.
         with db.transaction() as session:
@@ -288,7 +280,7 @@ def store_provider_case(db: EngineDatabase, session: Session, case: ProviderCase
     return capture, False
 
 
-def capture_receipt(db: EngineDatabase, station: StationPrincipal, uid: str) -> IngestResult:
+def capture_receipt(db: EngineDatabase, station: StationPrincipal, uid: str) -> CaptureReceipt:
     """What the engine holds for one of the station's captures.
 
     Raises:
@@ -298,7 +290,8 @@ def capture_receipt(db: EngineDatabase, station: StationPrincipal, uid: str) -> 
         capture = _existing(session, uid)
         if capture is None or capture.station_id != station.station_id:
             raise NotFoundError(f"capture {uid} is not stored on the engine")
-        return IngestResult(capture.id, capture.uid, capture.image_sha256, duplicate=True)
+        return CaptureReceipt(capture_id=capture.id, uid=capture.uid,
+                              image_sha256=capture.image_sha256, duplicate=True)
 
 
 def sweep_orphan_images(db: EngineDatabase, grace: timedelta = ORPHAN_GRACE) -> int:

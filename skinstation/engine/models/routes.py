@@ -28,16 +28,15 @@ station_router = APIRouter(tags=["stations"])
 def list_models(account: Account, db: Db) -> list[VersionOut]:
     """Every model version with metrics, fingerprint, parent and who decided on it."""
     account.require(ADMIN)
-    return [VersionOut(**v.__dict__) for v in registry.list_versions(db)]
+    return registry.list_versions(db)
 
 
 @admin_router.post("/models/rollback", response_model=SignedManifest, responses=ADMIN_ERRORS)
 def rollback(body: RollbackRequest, account: Account, db: Db) -> SignedManifest:
     """Deploy an earlier promoted model again (needs the signing key on this node)."""
     account.require(ADMIN)
-    signed = registry.rollback(db, actor=account.actor, to_version=body.to_version,
-                               reason=body.reason)
-    return SignedManifest(manifest=signed.manifest, signature=signed.signature)
+    return registry.rollback(db, actor=account.actor, to_version=body.to_version,
+                             reason=body.reason)
 
 
 @station_router.get("/models/current", response_model=SignedManifest,
@@ -47,7 +46,7 @@ def current_model(_caller: AnyPrincipal, db: Db) -> SignedManifest:
     signed = registry.current(db)
     if signed is None:
         raise NotFoundError("no model has been deployed yet")
-    return SignedManifest(manifest=signed.manifest, signature=signed.signature)
+    return signed
 
 
 @station_router.get("/models/{version}/file", response_class=FileResponse,

@@ -9,8 +9,6 @@ highest sequence is current; rolling back is a new deployment of an earlier vers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +21,9 @@ from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import ConflictError, InvalidError, NotFoundError
 from skinstation.engine.models.models import Deployment, ModelStatus, ModelVersion
+from skinstation.engine.models.schemas import VersionOut
 from skinstation.engine.models.signing import active_public_key, sign_manifest
-from skinstation.protocol.manifest import MANIFEST_FORMAT
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """A model version as the CLI and API list it."""
-
-    version: str
-    status: str
-    file_sha256: str
-    parent_version: str | None
-    data_fingerprint: str
-    metrics: dict[str, Any]
-    report: dict[str, Any]
-    created_by: str
-    created_at: datetime
-    decided_by: str | None
-    job_id: int | None
-    deployed: bool
-
-
-@dataclass(frozen=True)
-class SignedManifest:
-    """The current deployment as a station receives it."""
-
-    manifest: dict[str, Any]
-    signature: str
+from skinstation.protocol.manifest import MANIFEST_FORMAT, SignedManifest
 
 
 def _store_file(db: EngineDatabase, source: Path, version: str) -> tuple[str, str, int]:
@@ -81,7 +54,7 @@ def register_model(
     metrics: dict[str, Any] | None = None,
     report: dict[str, Any] | None = None,
     job_id: int | None = None,
-) -> VersionInfo:
+) -> VersionOut:
     """Copy a verified model file into storage and record its version.
 
     The caller has already verified the file (``Classifier.load`` / ``load_model_file``);
@@ -150,7 +123,7 @@ def deploy(db: EngineDatabase, version: str, *, action: str, actor: str,
                                signature=signature, key_id=key, deployed_at=now))
         audit.record(session, actor, f"model.deployed.{action}", "model_version", version,
                      {"deployment": sequence, "reason": reason})
-        return SignedManifest(manifest, signature)
+        return SignedManifest(manifest=manifest, signature=signature)
 
 
 def promote(db: EngineDatabase, version: str, *, actor: str, reason: str,
@@ -202,10 +175,12 @@ def current(db: EngineDatabase) -> SignedManifest | None:
     """The current deployment's signed manifest (``None`` before the first deployment)."""
     with db.transaction() as session:
         row = session.scalar(select(Deployment).order_by(Deployment.sequence.desc()).limit(1))
-        return None if row is None else SignedManifest(dict(row.manifest), row.signature)
+        if row is None:
+            return None
+        return SignedManifest(manifest=dict(row.manifest), signature=row.signature)
 
 
-def current_version(db: EngineDatabase) -> VersionInfo | None:
+def current_version(db: EngineDatabase) -> VersionOut | None:
     """The currently deployed version."""
     signed = current(db)
     if signed is None:
@@ -214,7 +189,7 @@ def current_version(db: EngineDatabase) -> VersionInfo | None:
         return _info(session, _version(session, signed.manifest["version"]))
 
 
-def list_versions(db: EngineDatabase) -> list[VersionInfo]:
+def list_versions(db: EngineDatabase) -> list[VersionOut]:
     """Every version, oldest first."""
     with db.transaction() as session:
         return [_info(session, row)
@@ -243,9 +218,11 @@ def _version(session: Session, version: str) -> ModelVersion:
     return row
 
 
-def _info(session: Session, row: ModelVersion) -> VersionInfo:
+def _info(session: Session, row: ModelVersion) -> VersionOut:
     latest = session.scalar(select(Deployment.model_version_id)
                             .order_by(Deployment.sequence.desc()).limit(1))
-    return VersionInfo(row.version, row.status, row.file_sha256, row.parent_version,
-                       row.data_fingerprint, dict(row.metrics), dict(row.report), row.created_by,
-                       row.created_at, row.decided_by, row.job_id, latest == row.id)
+    return VersionOut(version=row.version, status=row.status, file_sha256=row.file_sha256,
+                      parent_version=row.parent_version, data_fingerprint=row.data_fingerprint,
+                      metrics=dict(row.metrics), report=dict(row.report),
+                      created_by=row.created_by, created_at=row.created_at,
+                      decided_by=row.decided_by, job_id=row.job_id, deployed=latest == row.id)

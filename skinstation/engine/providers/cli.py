@@ -37,7 +37,7 @@ def _describe_key(info: Any) -> str:
 
 
 def _issued(issued: Any, what: str) -> int:
-    print(f"{what} key {issued.info.key_id} ({','.join(issued.info.scopes)}); shown once, "
+    print(f"{what} key {issued.key_id} ({','.join(issued.scopes)}); shown once, "
           "store it now:")
     print(issued.key)
     return 0

@@ -150,8 +150,7 @@ def me(provider: Provider) -> ProviderMeOut:
 def my_usage(provider: Provider, db: Db, start: date | None = None,
              end: date | None = None) -> list[UsageOut]:
     """The calling provider's usage per UTC day (default: the last 30 days)."""
-    rows = providers.usage(db, provider.provider_id, start, end)
-    return [UsageOut(**row.__dict__) for row in rows]
+    return providers.usage(db, provider.provider_id, start, end)
 
 
 @admin_router.post("/providers", response_model=ProviderOut, status_code=201,
@@ -159,17 +158,16 @@ def my_usage(provider: Provider, db: Db, start: date | None = None,
 def create_provider(body: ProviderIn, account: Account, db: Db) -> ProviderOut:
     """Create a provider with its quotas."""
     account.require(ADMIN)
-    created = providers.create_provider(db, body.name, actor=account.actor, contact=body.contact,
-                                        requests_per_minute=body.requests_per_minute,
-                                        requests_per_day=body.requests_per_day)
-    return ProviderOut(**created.__dict__)
+    return providers.create_provider(db, body.name, actor=account.actor, contact=body.contact,
+                                     requests_per_minute=body.requests_per_minute,
+                                     requests_per_day=body.requests_per_day)
 
 
 @admin_router.get("/providers", response_model=list[ProviderOut], responses=ADMIN_ERRORS)
 def list_providers(account: Account, db: Db) -> list[ProviderOut]:
     """Every provider."""
     account.require(ADMIN)
-    return [ProviderOut(**p.__dict__) for p in providers.list_providers(db)]
+    return providers.list_providers(db)
 
 
 @admin_router.patch("/providers/{provider_id}", response_model=ProviderOut,
@@ -178,9 +176,8 @@ def update_provider(provider_id: int, body: ProviderUpdate, account: Account,
                     db: Db) -> ProviderOut:
     """Change quotas, or disable (every key refused with 403) / enable a provider."""
     account.require(ADMIN)
-    updated = providers.update_provider(db, provider_id, actor=account.actor,
-                                        **body.model_dump(exclude_none=True))
-    return ProviderOut(**updated.__dict__)
+    return providers.update_provider(db, provider_id, actor=account.actor,
+                                     **body.model_dump(exclude_none=True))
 
 
 @admin_router.post("/providers/{provider_id}/keys", response_model=IssuedKeyOut,
@@ -188,9 +185,8 @@ def update_provider(provider_id: int, body: ProviderUpdate, account: Account,
 def create_key(provider_id: int, body: KeyIn, account: Account, db: Db) -> IssuedKeyOut:
     """Issue an API key (shown only in this answer; the engine keeps its sha256)."""
     account.require(ADMIN)
-    issued = providers.create_key(db, provider_id, actor=account.actor, scopes=body.scopes,
-                                  label=body.label)
-    return IssuedKeyOut(key=issued.key, **issued.info.__dict__)
+    return providers.create_key(db, provider_id, actor=account.actor, scopes=body.scopes,
+                                label=body.label)
 
 
 @admin_router.get("/providers/{provider_id}/keys", response_model=list[KeyOut],
@@ -198,7 +194,7 @@ def create_key(provider_id: int, body: KeyIn, account: Account, db: Db) -> Issue
 def list_keys(provider_id: int, account: Account, db: Db) -> list[KeyOut]:
     """A provider's keys (never the keys themselves)."""
     account.require(ADMIN)
-    return [KeyOut(**k.__dict__) for k in providers.list_keys(db, provider_id)]
+    return providers.list_keys(db, provider_id)
 
 
 @admin_router.post("/provider-keys/{key_id}/revoke", response_model=KeyOut,
@@ -206,7 +202,7 @@ def list_keys(provider_id: int, account: Account, db: Db) -> list[KeyOut]:
 def revoke_key(key_id: str, account: Account, db: Db) -> KeyOut:
     """Revoke a key: its next call gets 401."""
     account.require(ADMIN)
-    return KeyOut(**providers.revoke_key(db, key_id, actor=account.actor).__dict__)
+    return providers.revoke_key(db, key_id, actor=account.actor)
 
 
 @admin_router.post("/provider-keys/{key_id}/rotate", response_model=IssuedKeyOut,
@@ -214,9 +210,8 @@ def revoke_key(key_id: str, account: Account, db: Db) -> KeyOut:
 def rotate_key(key_id: str, body: RotateIn, account: Account, db: Db) -> IssuedKeyOut:
     """Replace a key; the old one ends now or after ``grace_seconds``."""
     account.require(ADMIN)
-    issued = providers.rotate_key(db, key_id, actor=account.actor,
-                                  grace_seconds=body.grace_seconds)
-    return IssuedKeyOut(key=issued.key, **issued.info.__dict__)
+    return providers.rotate_key(db, key_id, actor=account.actor,
+                                grace_seconds=body.grace_seconds)
 
 
 @admin_router.get("/providers/{provider_id}/usage", response_model=list[UsageOut],
@@ -225,4 +220,4 @@ def provider_usage(provider_id: int, account: Account, db: Db, start: date | Non
                    end: date | None = None) -> list[UsageOut]:
     """A provider's usage per UTC day (default: the last 30 days)."""
     account.require(ADMIN)
-    return [UsageOut(**row.__dict__) for row in providers.usage(db, provider_id, start, end)]
+    return providers.usage(db, provider_id, start, end)

@@ -17,6 +17,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,6 +38,7 @@ from skinstation.engine.providers.models import (
     ProviderKey,
     ProviderUsage,
 )
+from skinstation.engine.providers.schemas import IssuedKeyOut, KeyOut, ProviderOut, UsageOut
 
 KEY_PREFIX = "spk_"
 KEY_FORMAT = re.compile(r"spk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
@@ -44,45 +46,6 @@ DEFAULT_PER_MINUTE = 60
 DEFAULT_PER_DAY = 10_000
 MAX_USAGE_DAYS = 366
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
-
-
-@dataclass(frozen=True)
-class ProviderInfo:
-    """A provider as administrators see it."""
-
-    provider_id: int
-    name: str
-    contact: str
-    requests_per_minute: int
-    requests_per_day: int
-    disabled: bool
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """An API key as listings show it (never the key or its hash)."""
-
-    key_id: str
-    provider_id: int
-    scopes: list[str]
-    label: str
-    created_by: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-    rotated_from: str | None
-    active: bool
-
-
-@dataclass(frozen=True)
-class IssuedKey:
-    """A new API key: ``key`` is shown this once and cannot be recovered."""
-
-    key: str
-    info: KeyInfo
 
 
 @dataclass(frozen=True)
@@ -113,21 +76,6 @@ class ProviderPrincipal:
         return self
 
 
-@dataclass(frozen=True)
-class UsageDay:
-    """A provider's calls on one UTC day (see :class:`ProviderUsage` for the meanings)."""
-
-    day: date
-    requests: int
-    classified: int
-    not_assessable: int
-    submitted: int
-    rejected: int
-    failed: int
-    throttled: int
-    busy: int
-
-
 def key_digest(key: str) -> str:
     """The stored form of an API key: hex sha256."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -156,7 +104,7 @@ def _quota(value: int, name: str, ceiling: int) -> int:
 
 def create_provider(db: EngineDatabase, name: str, *, actor: str, contact: str = "",
                     requests_per_minute: int = DEFAULT_PER_MINUTE,
-                    requests_per_day: int = DEFAULT_PER_DAY) -> ProviderInfo:
+                    requests_per_day: int = DEFAULT_PER_DAY) -> ProviderOut:
     """Create a provider account (an organisation, never a person's record).
 
     Raises:
@@ -184,7 +132,7 @@ def create_provider(db: EngineDatabase, name: str, *, actor: str, contact: str =
 
 def update_provider(db: EngineDatabase, provider: int | str, *, actor: str,
                     requests_per_minute: int | None = None, requests_per_day: int | None = None,
-                    disabled: bool | None = None) -> ProviderInfo:
+                    disabled: bool | None = None) -> ProviderOut:
     """Change a provider's quotas, or disable (every key refused with 403) / enable it."""
     with db.transaction() as session:
         row = _provider(session, provider)
@@ -202,13 +150,13 @@ def update_provider(db: EngineDatabase, provider: int | str, *, actor: str,
         return _provider_info(row)
 
 
-def list_providers(db: EngineDatabase) -> list[ProviderInfo]:
+def list_providers(db: EngineDatabase) -> list[ProviderOut]:
     """Every provider, oldest first."""
     with db.transaction() as session:
         return [_provider_info(r) for r in session.scalars(select(Provider).order_by(Provider.id))]
 
 
-def get_provider(db: EngineDatabase, provider: int | str) -> ProviderInfo:
+def get_provider(db: EngineDatabase, provider: int | str) -> ProviderOut:
     """One provider by id or name.
 
     Raises:
@@ -220,7 +168,7 @@ def get_provider(db: EngineDatabase, provider: int | str) -> ProviderInfo:
 
 def create_key(db: EngineDatabase, provider: int | str, *, actor: str,
                scopes: list[str] | tuple[str, ...] | str = (KeyScope.CLASSIFY.value,),
-               label: str = "") -> IssuedKey:
+               label: str = "") -> IssuedKeyOut:
     """Issue an API key for a provider (the key is returned once, only its hash is kept)."""
     names = parse_scopes(scopes)
     with db.transaction() as session:
@@ -228,7 +176,7 @@ def create_key(db: EngineDatabase, provider: int | str, *, actor: str,
         return _issue(session, row.id, names, label, actor, rotated_from=None)
 
 
-def list_keys(db: EngineDatabase, provider: int | str) -> list[KeyInfo]:
+def list_keys(db: EngineDatabase, provider: int | str) -> list[KeyOut]:
     """A provider's keys, oldest first (revoked and expired ones included)."""
     with db.transaction() as session:
         row = _provider(session, provider)
@@ -237,7 +185,7 @@ def list_keys(db: EngineDatabase, provider: int | str) -> list[KeyInfo]:
         return [_key_info(session, key) for key in keys]
 
 
-def revoke_key(db: EngineDatabase, key_id: str, *, actor: str) -> KeyInfo:
+def revoke_key(db: EngineDatabase, key_id: str, *, actor: str) -> KeyOut:
     """Revoke a key: its next request gets 401 (revoking twice changes nothing).
 
     Raises:
@@ -254,7 +202,7 @@ def revoke_key(db: EngineDatabase, key_id: str, *, actor: str) -> KeyInfo:
 
 
 def rotate_key(db: EngineDatabase, key_id: str, *, actor: str,
-               grace_seconds: float = 0.0) -> IssuedKey:
+               grace_seconds: float = 0.0) -> IssuedKeyOut:
     """Replace a key by a new one with the same scopes and label.
 
     Args:
@@ -281,7 +229,7 @@ def rotate_key(db: EngineDatabase, key_id: str, *, actor: str,
         issued = _issue(session, old.provider_id, old.scopes.split(), old.label, actor,
                         rotated_from=old)
         audit.record(session, actor, "provider_key.rotated", "provider_key", old.key_id,
-                     {"provider_id": old.provider_id, "new_key_id": issued.info.key_id,
+                     {"provider_id": old.provider_id, "new_key_id": issued.key_id,
                       "old_key_ends_at": (old.expires_at or old.revoked_at).isoformat()})
         return issued
 
@@ -319,7 +267,7 @@ def authenticate_key(db: EngineDatabase, key: str) -> ProviderPrincipal:
 
 
 def usage(db: EngineDatabase, provider: int | str, start: date | None = None,
-          end: date | None = None) -> list[UsageDay]:
+          end: date | None = None) -> list[UsageOut]:
     """A provider's usage per UTC day from ``start`` to ``end`` (default: the last 30 days).
 
     Days without calls are left out.
@@ -337,12 +285,14 @@ def usage(db: EngineDatabase, provider: int | str, start: date | None = None,
         rows = session.scalars(select(ProviderUsage).where(
             ProviderUsage.provider_id == row.id, ProviderUsage.day >= start,
             ProviderUsage.day <= end).order_by(ProviderUsage.day))
-        return [UsageDay(r.day, r.requests, r.classified, r.not_assessable, r.submitted,
-                         r.rejected, r.failed, r.throttled, r.busy) for r in rows]
+        return [UsageOut(day=r.day, requests=r.requests, classified=r.classified,
+                         not_assessable=r.not_assessable, submitted=r.submitted,
+                         rejected=r.rejected, failed=r.failed, throttled=r.throttled,
+                         busy=r.busy) for r in rows]
 
 
 def _issue(session: Session, provider_id: int, scopes: list[str], label: str, actor: str,
-           *, rotated_from: ProviderKey | None) -> IssuedKey:
+           *, rotated_from: ProviderKey | None) -> IssuedKeyOut:
     key_id = secrets.token_hex(6)
     while session.scalar(select(ProviderKey.id).where(ProviderKey.key_id == key_id)):
         key_id = secrets.token_hex(6)  # pragma: no cover - 48 random bits rarely collide
@@ -356,7 +306,7 @@ def _issue(session: Session, provider_id: int, scopes: list[str], label: str, ac
     audit.record(session, actor, "provider_key.created", "provider_key", key_id,
                  {"provider_id": provider_id, "scopes": scopes,
                   "rotated_from": None if rotated_from is None else rotated_from.key_id})
-    return IssuedKey(key, _key_info(session, row))
+    return IssuedKeyOut(key=key, **_key_fields(session, row))
 
 
 def _active(key: ProviderKey, now: datetime) -> bool:
@@ -380,15 +330,24 @@ def _key(session: Session, key_id: str) -> ProviderKey:
     return row
 
 
-def _provider_info(row: Provider) -> ProviderInfo:
-    return ProviderInfo(row.id, row.name, row.contact, row.requests_per_minute,
-                        row.requests_per_day, row.disabled, row.created_by, row.created_at)
+def _provider_info(row: Provider) -> ProviderOut:
+    return ProviderOut(provider_id=row.id, name=row.name, contact=row.contact,
+                       requests_per_minute=row.requests_per_minute,
+                       requests_per_day=row.requests_per_day, disabled=row.disabled,
+                       created_by=row.created_by, created_at=row.created_at)
 
 
-def _key_info(session: Session, row: ProviderKey) -> KeyInfo:
+def _key_info(session: Session, row: ProviderKey) -> KeyOut:
+    return KeyOut(**_key_fields(session, row))
+
+
+def _key_fields(session: Session, row: ProviderKey) -> dict[str, Any]:
+    """A key's listing fields (:class:`KeyOut`; never the key or its hash)."""
     previous = (None if row.rotated_from_id is None
                 else session.scalar(select(ProviderKey.key_id)
                                     .where(ProviderKey.id == row.rotated_from_id)))
-    return KeyInfo(row.key_id, row.provider_id, row.scopes.split(), row.label, row.created_by,
-                   row.created_at, row.expires_at, row.revoked_at, row.last_used_at, previous,
-                   _active(row, utc_now()))
+    return {"key_id": row.key_id, "provider_id": row.provider_id, "scopes": row.scopes.split(),
+            "label": row.label, "created_by": row.created_by, "created_at": row.created_at,
+            "expires_at": row.expires_at, "revoked_at": row.revoked_at,
+            "last_used_at": row.last_used_at, "rotated_from": previous,
+            "active": _active(row, utc_now())}

@@ -10,7 +10,6 @@ this is in the database, so job state survives restarts of the API and of the wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,33 +21,14 @@ from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError, NotFoundError
 from skinstation.engine.models.models import ModelVersion
 from skinstation.engine.retraining.models import JobState, TrainingJob
+from skinstation.engine.retraining.schemas import JobOut
 
 
 class JobLostError(EngineError):
     """The worker no longer owns the job (its lease expired and it was requeued)."""
 
 
-@dataclass(frozen=True)
-class JobInfo:
-    """A training job as the API and CLI show it."""
-
-    job_id: int
-    state: str
-    requested_by: str
-    requested_at: datetime
-    params: dict[str, Any]
-    attempts: int
-    worker: str | None
-    started_at: datetime | None
-    heartbeat_at: datetime | None
-    finished_at: datetime | None
-    outcome: str | None
-    candidate_version: str | None
-    report: dict[str, Any]
-    error: str | None
-
-
-def create_job(db: EngineDatabase, *, actor: str, params: dict[str, Any] | None = None) -> JobInfo:
+def create_job(db: EngineDatabase, *, actor: str, params: dict[str, Any] | None = None) -> JobOut:
     """Queue a retraining job."""
     with db.transaction() as session:
         job = TrainingJob(state=JobState.QUEUED.value, requested_by=actor,
@@ -60,7 +40,7 @@ def create_job(db: EngineDatabase, *, actor: str, params: dict[str, Any] | None 
         return _info(job, None)
 
 
-def claim_next(db: EngineDatabase, worker: str) -> JobInfo | None:
+def claim_next(db: EngineDatabase, worker: str) -> JobOut | None:
     """Take the oldest queued job for ``worker`` (``None`` if there is none)."""
     with db.transaction() as session:
         job = session.scalar(
@@ -104,7 +84,7 @@ def finish(
     outcome: str | None = None,
     report: dict[str, Any] | None = None,
     error: str | None = None,
-) -> JobInfo:
+) -> JobOut:
     """Record the end of a job the worker owns.
 
     Raises:
@@ -150,7 +130,7 @@ def requeue_stale(db: EngineDatabase, *, now: datetime | None = None) -> list[in
     return stale
 
 
-def get_job(db: EngineDatabase, job_id: int) -> JobInfo:
+def get_job(db: EngineDatabase, job_id: int) -> JobOut:
     """One job.
 
     Raises:
@@ -161,7 +141,7 @@ def get_job(db: EngineDatabase, job_id: int) -> JobInfo:
         return _info(job, _candidate(session, job.id))
 
 
-def list_jobs(db: EngineDatabase, limit: int = 100) -> list[JobInfo]:
+def list_jobs(db: EngineDatabase, limit: int = 100) -> list[JobOut]:
     """The newest jobs first."""
     with db.transaction() as session:
         jobs = session.scalars(select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit))
@@ -179,7 +159,9 @@ def _candidate(session: Any, job_id: int) -> str | None:
     return session.scalar(select(ModelVersion.version).where(ModelVersion.job_id == job_id))
 
 
-def _info(job: TrainingJob, candidate: str | None) -> JobInfo:
-    return JobInfo(job.id, job.state, job.requested_by, job.requested_at, dict(job.params),
-                   job.attempts, job.worker, job.started_at, job.heartbeat_at, job.finished_at,
-                   job.outcome, candidate, dict(job.report or {}), job.error)
+def _info(job: TrainingJob, candidate: str | None) -> JobOut:
+    return JobOut(job_id=job.id, state=job.state, requested_by=job.requested_by,
+                  requested_at=job.requested_at, params=dict(job.params), attempts=job.attempts,
+                  worker=job.worker, started_at=job.started_at, heartbeat_at=job.heartbeat_at,
+                  finished_at=job.finished_at, outcome=job.outcome, candidate_version=candidate,
+                  report=dict(job.report or {}), error=job.error)

@@ -21,18 +21,18 @@ def create_job(body: JobRequest, account: Account, db: Db) -> JobOut:
     """Queue a retraining job (run by a worker process, never by the API)."""
     account.require(ADMIN)
     params = body.model_dump(exclude_none=True)
-    return JobOut(**jobs.create_job(db, actor=account.actor, params=params).__dict__)
+    return jobs.create_job(db, actor=account.actor, params=params)
 
 
 @admin_router.get("/training-jobs", response_model=list[JobOut], responses=ADMIN_ERRORS)
 def list_jobs(account: Account, db: Db) -> list[JobOut]:
     """Training jobs, newest first."""
     account.require(ADMIN)
-    return [JobOut(**j.__dict__) for j in jobs.list_jobs(db)]
+    return jobs.list_jobs(db)
 
 
 @admin_router.get("/training-jobs/{job_id}", response_model=JobOut, responses=ADMIN_ERRORS)
 def get_job(job_id: int, account: Account, db: Db) -> JobOut:
     """One training job with its report."""
     account.require(ADMIN)
-    return JobOut(**jobs.get_job(db, job_id).__dict__)
+    return jobs.get_job(db, job_id)

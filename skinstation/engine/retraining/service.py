@@ -40,7 +40,7 @@ from skinstation.engine.ingest.models import Capture, ExamSession, Patient
 from skinstation.engine.models import service as registry
 from skinstation.engine.models.models import ModelStatus
 from skinstation.engine.retraining.gate import GateMetrics, decide
-from skinstation.engine.retraining.jobs import JobInfo
+from skinstation.engine.retraining.schemas import JobOut
 from skinstation.engine.review.models import Review
 from skinstation.inference.model_file import read_metadata
 from skinstation.inference.taxonomy import load_taxonomy
@@ -217,7 +217,7 @@ def other_clinics(engine: Any, data_dir: Path | None,
     return also, split.select(records, "test"), split, also[0][1]
 
 
-def train_candidate(db: EngineDatabase, job: JobInfo, request: Any, log: Log) -> None:
+def train_candidate(db: EngineDatabase, job: JobOut, request: Any, log: Log) -> None:
     """Train the candidate in this process or, with ``train_processes`` > 1, under torchrun."""
     processes = int(job.params.get("train_processes", db.settings.engine.train_processes))
     if processes > 1:
@@ -253,7 +253,7 @@ def inherited_recipe(current_model: Path) -> dict[str, Any]:
     return recipe
 
 
-def run_job(db: EngineDatabase, job: JobInfo, log: Log) -> JobOutcome:
+def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
     """Run one retraining job end to end (see the module docstring).
 
     Raises:

@@ -23,13 +23,13 @@ from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError
 from skinstation.engine.ingest.service import sweep_orphan_images
 from skinstation.engine.retraining.jobs import (
-    JobInfo,
     JobLostError,
     claim_next,
     finish,
     heartbeat,
 )
 from skinstation.engine.retraining.jobs import requeue_stale as requeue_stale_jobs
+from skinstation.engine.retraining.schemas import JobOut
 from skinstation.engine.retraining.service import run_job
 
 Log = Callable[[str], None]
@@ -62,7 +62,7 @@ class Worker:
         lease = db.settings.engine.job_lease_seconds
         self.heartbeat_seconds = max(0.2, min(30.0, lease / 4))
 
-    def run_once(self) -> JobInfo | None:
+    def run_once(self) -> JobOut | None:
         """Requeue stale jobs, then claim and run one job; ``None`` if none was queued."""
         for job_id in requeue_stale_jobs(self.db):
             self.log(f"training job {job_id} lost its worker; requeued or failed")
@@ -95,7 +95,7 @@ class Worker:
             stop.wait(poll_seconds)
         return done
 
-    def _run(self, job: JobInfo) -> JobInfo | None:
+    def _run(self, job: JobOut) -> JobOut | None:
         job_dir = self.db.paths.jobs / f"job-{job.job_id}"
         job_dir.mkdir(parents=True, exist_ok=True)
         lost = threading.Event()

@@ -24,15 +24,13 @@ router = APIRouter(tags=["review"])
 @station_router.get("/reviews", response_model=list[ReviewRecord], responses=STATION_AUTH_ERRORS)
 def pull_reviews(station: Station, db: Db, after: int = 0, limit: int = 500) -> list[ReviewRecord]:
     """Engine reviews of this station's captures with id > ``after``, oldest first."""
-    rows = review.reviews_for_station(db, station, after_id=after, limit=min(limit, 1000))
-    return [ReviewRecord(**r.__dict__) for r in rows]
+    return review.reviews_for_station(db, station, after_id=after, limit=min(limit, 1000))
 
 
 @router.get("/review/queue", response_model=list[QueueItemOut], responses=ACCOUNT_AUTH_ERRORS)
 def queue(account: Account, db: Db, limit: int = 200) -> list[QueueItemOut]:
     """Unreviewed cases: indeterminate, suspected cancer and referrals first."""
-    return [QueueItemOut(**item.__dict__)
-            for item in review.review_queue(db, account, limit=min(limit, 1000))]
+    return review.review_queue(db, account, limit=min(limit, 1000))
 
 
 @router.get("/review/captures/{capture_id}", responses=ACCOUNT_AUTH_ERRORS)
@@ -55,5 +53,4 @@ def image(capture_id: int, account: Account, db: Db) -> Response:
                         422: {"description": "bad code or nothing to confirm"}})
 def submit(capture_id: int, body: ReviewRequest, account: Account, db: Db) -> ReviewRecord:
     """Confirm the original label or correct it; the review becomes the final label."""
-    record = review.submit_review(db, account, capture_id, body.action, body.code, body.note)
-    return ReviewRecord(**record.__dict__)
+    return review.submit_review(db, account, capture_id, body.action, body.code, body.note)

@@ -7,8 +7,6 @@ station, which pulls those newer than the last one it received.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, case, func, literal, or_, select
@@ -29,51 +27,11 @@ from skinstation.engine.ingest.models import (
 )
 from skinstation.engine.providers.models import Provider
 from skinstation.engine.review.models import Review, ReviewAction
+from skinstation.engine.review.schemas import QueueItemOut
 from skinstation.engine.stations.models import Station
 from skinstation.engine.stations.service import StationPrincipal
 from skinstation.inference.taxonomy import load_taxonomy
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """One unreviewed case in the dermatologist's queue.
-
-    ``station`` names where it came from (a station's name, or ``provider:<name>``) and
-    ``pseudonym`` the patient (a provider's pseudonymous end-user id); ``source`` is
-    ``station`` or ``provider``.
-    """
-
-    capture_id: int
-    uid: str
-    station: str
-    pseudonym: str
-    band: str
-    body_site: str
-    capture_time: datetime
-    decision: str | None
-    referral: bool | None
-    model_version: str | None
-    group_probabilities: dict[str, float]
-    original_label: str | None
-    urgent: bool
-    source: str = "station"
-
-
-@dataclass(frozen=True)
-class ReviewRecord:
-    """A review as the API and the station see it."""
-
-    review_id: int
-    capture_id: int
-    capture_uid: str
-    origin: str
-    action: str
-    code: str
-    note: str | None
-    reviewer: str
-    reviewer_name: str
-    reviewed_at: datetime
-    supersedes_id: int | None
+from skinstation.protocol.messages import ReviewRecord
 
 
 def _latest_prediction() -> Any:
@@ -105,21 +63,30 @@ def _queue_select() -> Select[Any]:
 
 
 def review_queue(db: EngineDatabase, principal: AccountPrincipal,
-                 limit: int = 200) -> list[QueueItem]:
-    """Unreviewed cases: indeterminate, suspected cancer and referrals first, oldest first."""
+                 limit: int = 200) -> list[QueueItemOut]:
+    """Unreviewed cases: indeterminate, suspected cancer and referrals first, oldest first.
+
+    Each item's ``station`` names where it came from (a station's name, or
+    ``provider:<name>``) and ``pseudonym`` the patient (a provider's pseudonymous end-user
+    id); ``source`` is ``station`` or ``provider``.
+    """
     principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
     with db.transaction() as session:
         items = []
         for capture, station, pseudonym, prediction, urgent in session.execute(
             _queue_select().limit(limit)
         ):
-            items.append(QueueItem(
-                capture.id, capture.uid, station, pseudonym, capture.band, capture.body_site,
-                capture.capture_time, None if prediction is None else prediction.decision,
-                None if prediction is None else prediction.referral,
-                None if prediction is None else prediction.model_version,
-                {} if prediction is None else dict(prediction.group_probabilities),
-                capture.original_label, bool(urgent), capture.source))
+            items.append(QueueItemOut(
+                capture_id=capture.id, uid=capture.uid, station=station, pseudonym=pseudonym,
+                band=capture.band, body_site=capture.body_site,
+                capture_time=capture.capture_time,
+                decision=None if prediction is None else prediction.decision,
+                referral=None if prediction is None else prediction.referral,
+                model_version=None if prediction is None else prediction.model_version,
+                group_probabilities=(
+                    {} if prediction is None else dict(prediction.group_probabilities)),
+                original_label=capture.original_label, urgent=bool(urgent),
+                source=capture.source))
         audit.record(session, principal.actor, "review_queue.viewed", None, None,
                      {"rows": len(items)})
         return items
@@ -158,7 +125,8 @@ def capture_details(db: EngineDatabase, principal: AccountPrincipal,
                 "created_at": p.created_at.isoformat()} for p in predictions],
             "original_label": capture.original_label,
             "final_label": reviews[-1].code if reviews else capture.original_label,
-            "reviews": [r.__dict__ | {"reviewed_at": r.reviewed_at.isoformat()} for r in reviews],
+            "reviews": [r.model_dump() | {"reviewed_at": r.reviewed_at.isoformat()}
+                        for r in reviews],
         }
 
 
@@ -265,8 +233,10 @@ def _reviews(session: Session, *conditions: Any, limit: int | None = None) -> li
     if limit is not None:
         stmt = stmt.limit(limit)
     return [
-        ReviewRecord(review.id, review.capture_id, uid, review.origin, review.action,
-                     review.code, review.note, review.reviewer, name or review.reviewer,
-                     review.created_at, review.supersedes_id)
+        ReviewRecord(review_id=review.id, capture_id=review.capture_id, capture_uid=uid,
+                     origin=review.origin, action=review.action, code=review.code,
+                     note=review.note, reviewer=review.reviewer,
+                     reviewer_name=name or review.reviewer, reviewed_at=review.created_at,
+                     supersedes_id=review.supersedes_id)
         for review, uid, name in session.execute(stmt)
     ]

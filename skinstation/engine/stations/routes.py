@@ -31,15 +31,14 @@ station_router = APIRouter(tags=["stations"])
 def create_code(body: CodeRequest, account: Account, db: Db) -> CodeResponse:
     """Issue a one-time enrollment code for a station."""
     account.require(ADMIN)
-    issued = stations.create_enrollment_code(db, body.station_name, actor=account.actor)
-    return CodeResponse(**issued.__dict__)
+    return stations.create_enrollment_code(db, body.station_name, actor=account.actor)
 
 
 @admin_router.get("/stations", response_model=list[StationOut], responses=ADMIN_ERRORS)
 def list_stations(account: Account, db: Db) -> list[StationOut]:
     """Every enrolled station."""
     account.require(ADMIN)
-    return [StationOut(**s.__dict__) for s in stations.list_stations(db)]
+    return stations.list_stations(db)
 
 
 @admin_router.post("/stations/{station_id}/revoke", response_model=StationOut,
@@ -47,15 +46,14 @@ def list_stations(account: Account, db: Db) -> list[StationOut]:
 def revoke_station(station_id: int, account: Account, db: Db) -> StationOut:
     """Revoke a station's credential: its next request gets 401."""
     account.require(ADMIN)
-    return StationOut(**stations.revoke(db, station_id, actor=account.actor).__dict__)
+    return stations.revoke(db, station_id, actor=account.actor)
 
 
 @station_router.post("/enroll", response_model=EnrollResponse, status_code=201,
              responses={401: {"description": "code unknown, used or expired"}})
 def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
     """Exchange a one-time enrollment code for a station token and the engine's public key."""
-    result = stations.enroll(db, body.code, body.station_ref)
-    return EnrollResponse(**result.__dict__)
+    return stations.enroll(db, body.code, body.station_ref)
 
 
 @station_router.get("/station/me", response_model=StationIdentity, responses=STATION_AUTH_ERRORS)

@@ -9,7 +9,7 @@ with 401 on every request from then on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -20,6 +20,7 @@ from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import InvalidError, NotFoundError, UnauthorizedError
 from skinstation.engine.models.models import SigningKey
 from skinstation.engine.stations.models import EnrollmentCode, Station
+from skinstation.engine.stations.schemas import CodeResponse, StationOut
 from skinstation.engine.tokens import (
     STATION_TOKEN_PREFIX,
     digest,
@@ -27,6 +28,7 @@ from skinstation.engine.tokens import (
     new_token,
     normalise_code,
 )
+from skinstation.protocol.messages import EnrollResponse
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
@@ -45,39 +47,7 @@ class StationPrincipal:
         return f"station:{self.station_id}"
 
 
-@dataclass(frozen=True)
-class IssuedCode:
-    """A new enrollment code (shown once) and when it expires."""
-
-    code: str
-    station_name: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class Enrollment:
-    """What a station receives when it enrolls."""
-
-    station_id: int
-    station_name: str
-    token: str
-    public_key: str
-    key_id: str
-
-
-@dataclass(frozen=True)
-class StationInfo:
-    """A station as administrators see it (never its token)."""
-
-    station_id: int
-    name: str
-    station_ref: str
-    enrolled_at: datetime
-    revoked_at: datetime | None
-    last_seen_at: datetime | None
-
-
-def create_enrollment_code(db: EngineDatabase, station_name: str, *, actor: str) -> IssuedCode:
+def create_enrollment_code(db: EngineDatabase, station_name: str, *, actor: str) -> CodeResponse:
     """Issue a one-time code for enrolling the station called ``station_name``."""
     name = require_text(station_name, "station name", 200)
     code = new_enrollment_code()
@@ -90,10 +60,10 @@ def create_enrollment_code(db: EngineDatabase, station_name: str, *, actor: str)
         session.flush()
         audit.record(session, actor, "enrollment_code.created", "enrollment_code", row.id,
                      {"station_name": name, "expires_at": expires.isoformat()})
-    return IssuedCode(code, name, expires)
+    return CodeResponse(code=code, station_name=name, expires_at=expires)
 
 
-def enroll(db: EngineDatabase, code: str, station_ref: str) -> Enrollment:
+def enroll(db: EngineDatabase, code: str, station_ref: str) -> EnrollResponse:
     """Exchange a one-time code for a station credential and the engine's public key.
 
     Args:
@@ -134,7 +104,8 @@ def enroll(db: EngineDatabase, code: str, station_ref: str) -> Enrollment:
         )
         audit.record(session, f"station:{station.id}", "station.enrolled", "station", station.id,
                      {"name": name, "station_ref": ref, "enrollment_code_id": code_id})
-        return Enrollment(station.id, name, token, key.public_key, key.key_id)
+        return EnrollResponse(station_id=station.id, station_name=name, token=token,
+                              public_key=key.public_key, key_id=key.key_id)
 
 
 def authenticate(db: EngineDatabase, token: str) -> StationPrincipal:
@@ -159,7 +130,7 @@ def authenticate(db: EngineDatabase, token: str) -> StationPrincipal:
         return StationPrincipal(station.id, station.name, station.station_ref)
 
 
-def revoke(db: EngineDatabase, station_id: int, *, actor: str) -> StationInfo:
+def revoke(db: EngineDatabase, station_id: int, *, actor: str) -> StationOut:
     """Revoke a station's credential (its next request gets 401).
 
     Raises:
@@ -176,12 +147,13 @@ def revoke(db: EngineDatabase, station_id: int, *, actor: str) -> StationInfo:
         return _info(station)
 
 
-def list_stations(db: EngineDatabase) -> list[StationInfo]:
+def list_stations(db: EngineDatabase) -> list[StationOut]:
     """Every enrolled station, revoked ones included."""
     with db.transaction() as session:
         return [_info(s) for s in session.scalars(select(Station).order_by(Station.id))]
 
 
-def _info(station: Station) -> StationInfo:
-    return StationInfo(station.id, station.name, station.station_ref, station.enrolled_at,
-                       station.revoked_at, station.last_seen_at)
+def _info(station: Station) -> StationOut:
+    return StationOut(station_id=station.id, name=station.name, station_ref=station.station_ref,
+                      enrolled_at=station.enrolled_at, revoked_at=station.revoked_at,
+                      last_seen_at=station.last_seen_at)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from skinstation.core.sqlbase import append_only_trigger_sql
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -308,28 +310,9 @@ def upgrade() -> None:
 def _create_append_only_triggers() -> None:
     """Make the append-only tables refuse UPDATE and DELETE in the database itself."""
     dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for table in APPEND_ONLY_TABLES:
-            for event in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER trg_{table}_no_{event.lower()} BEFORE {event} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                )
-    elif dialect == "postgresql":
-        op.execute(
-            "CREATE FUNCTION skinstation_engine_forbid_change() RETURNS trigger "
-            "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; "
-            "END $$"
-        )
-        for table in APPEND_ONLY_TABLES:
-            op.execute(
-                f"CREATE TRIGGER trg_{table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION skinstation_engine_forbid_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER trg_{table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION skinstation_engine_forbid_change()"
-            )
+    function = "skinstation_engine_forbid_change"
+    for statement in append_only_trigger_sql(dialect, APPEND_ONLY_TABLES, function):
+        op.execute(statement)
 
 
 def downgrade() -> None:
