@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from skinstation.core.images import TEMP_PREFIX, sha256_of_file
+from skinstation.core.files import TEMP_PREFIX
+from skinstation.core.images import sha256_of_file
 from skinstation.settings import Settings
 from skinstation.storage import (
     AuditAction,

@@ -9,11 +9,9 @@ fsynced, so after a crash a file either is complete or is a leftover ``.tmp-*`` 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from skinstation.core.files import write_atomically
+
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
-TEMP_PREFIX = ".tmp-"
 PNG_COMPRESSION = 1  # zlib level 1: about the size of level 3 at 60% of the time
 
 
@@ -196,49 +195,3 @@ class ImageStore:
     def ref_of(self, path: Path) -> str:
         """Return the reference of a file inside the store."""
         return path.relative_to(self.root).as_posix()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old state or the full file.
-
-    Writes a temporary file next to ``path``, fsyncs it, renames it over ``path`` and fsyncs
-    the folder (and the folders it had to create) so the rename itself is durable.
-    """
-    created = _make_dirs(path.parent)
-    temp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
-    fsync_directory(path.parent)
-    for folder in created:
-        fsync_directory(folder.parent)
-
-
-def _make_dirs(folder: Path) -> list[Path]:
-    """Create ``folder`` and missing parents (owner-only); return those created, deepest last."""
-    missing: list[Path] = []
-    current = folder
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for created in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            created.mkdir(mode=0o700)
-    return list(reversed(missing))
-
-
-def fsync_directory(folder: Path) -> None:
-    """Flush a folder's entries (new names, renames) to disk."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+
+from skinstation.core.files import write_atomically
 
 FORMAT = "skinstation-model/1"
 _METADATA_KEY = "skinstation"
@@ -131,17 +131,7 @@ def save_model_file(
     tensors = {name: t.detach().contiguous().cpu() for name, t in state_dict.items()}
     sealed = dataclasses.replace(metadata, content_sha256=content_digest(tensors, metadata))
     payload = save_safetensors(tensors, metadata={_METADATA_KEY: sealed.to_json()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, payload)
     return sealed
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from skinstation.core.images import TEMP_PREFIX, ImageStore, sha256_of_file
+from skinstation.core.files import TEMP_PREFIX
+from skinstation.core.images import ImageStore, sha256_of_file
 from skinstation.settings import Settings
 from skinstation.storage.models import Capture
 

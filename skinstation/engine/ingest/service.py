@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from skinstation.core.images import TEMP_PREFIX, EncodedImage, InvalidImageError, encode_image
+from skinstation.core.files import TEMP_PREFIX
+from skinstation.core.images import EncodedImage, InvalidImageError, encode_image
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from skinstation.core.images import write_atomically
+from skinstation.core.files import write_atomically
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
