@@ -37,7 +37,8 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 def get_db(request: Request) -> EngineDatabase:
     """The engine database opened by the app."""
-    return request.app.state.db
+    db: EngineDatabase = request.app.state.db
+    return db
 
 
 Db = Annotated[EngineDatabase, Depends(get_db)]

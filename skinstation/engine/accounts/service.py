@@ -140,7 +140,8 @@ def login(db: EngineDatabase, username: str, password: str) -> LoginResponse:
             verify_password(_HASHER, _dummy_hash(), password)  # same time as a real check
             audit.record(session, f"anonymous:{name}"[:128], "login.failed", None, None,
                          {"reason": "unknown user"})
-            failure = UnauthorizedError("wrong username or password")
+            failure: UnauthorizedError | LockedError = UnauthorizedError(
+                "wrong username or password")
         elif account.locked_until is not None and account.locked_until > now:
             failure = LockedError(
                 f"account locked after {policy.max_failed_logins} failed logins until "

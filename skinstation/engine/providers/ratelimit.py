@@ -56,6 +56,11 @@ class Admission:
     remaining_day: int
 
 
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
 def _upsert(session: Session, table: Table, keys: dict[str, Any], increments: dict[str, int],
             limit: tuple[str, int] | None = None, returning: str | None = None) -> Any:
     """Insert a counter row or add ``increments`` to it, atomically; optionally conditional."""
@@ -81,7 +86,7 @@ def increment(session: Session, provider_id: int, day: date, **counters: int) ->
     unknown = set(counters) - set(USAGE_COUNTERS)
     if unknown:
         raise ValueError(f"unknown usage counter(s): {', '.join(sorted(unknown))}")
-    _upsert(session, ProviderUsage.__table__, {"provider_id": provider_id, "day": day},
+    _upsert(session, _table(ProviderUsage), {"provider_id": provider_id, "day": day},
             {name: value for name, value in counters.items() if value})
 
 
@@ -104,7 +109,7 @@ def admit(db: EngineDatabase, principal: ProviderPrincipal,
     day = now.date()
     try:
         with db.transaction() as session:
-            in_minute = _upsert(session, ProviderRateWindow.__table__,
+            in_minute = _upsert(session, _table(ProviderRateWindow),
                                 {"provider_id": principal.provider_id, "window_start": minute},
                                 {"count": 1}, ("count", principal.requests_per_minute), "count")
             if in_minute is None:
@@ -113,7 +118,7 @@ def admit(db: EngineDatabase, principal: ProviderPrincipal,
                     f"rate limit of {principal.requests_per_minute} requests per minute reached "
                     f"for provider {principal.provider_name!r}; retry after Retry-After seconds",
                     math.ceil(wait))
-            in_day = _upsert(session, ProviderUsage.__table__,
+            in_day = _upsert(session, _table(ProviderUsage),
                              {"provider_id": principal.provider_id, "day": day},
                              {"requests": 1}, ("requests", principal.requests_per_day),
                              "requests")

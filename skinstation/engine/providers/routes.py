@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.datastructures import UploadFile
 
 from skinstation.engine.accounts.models import AccountRole
-from skinstation.engine.deps import Account, Db
+from skinstation.engine.deps import ADMIN_ERRORS, Account, Db
 from skinstation.engine.errors import EngineError, InvalidError, UnauthorizedError
 from skinstation.engine.providers import service as providers
 from skinstation.engine.providers.classify import ClassifyService
@@ -46,9 +46,9 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorOut, "description": description}
 
 
-KEY_ERRORS = {401: _error("missing, wrong, revoked or expired API key (nothing stored)"),
-              403: _error("the key lacks the scope, or the provider is disabled")}
-ADMIN_ERRORS = {401: _error("not logged in"), 403: _error("not an admin")}
+KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _error("missing, wrong, revoked or expired API key (nothing stored)"),
+    403: _error("the key lacks the scope, or the provider is disabled")}
 
 
 class UnsupportedMediaError(EngineError):
@@ -79,7 +79,8 @@ Provider = Annotated[ProviderPrincipal, Depends(provider_principal)]
 
 def classify_service(request: Request) -> ClassifyService:
     """This process's classification service."""
-    return request.app.state.classify
+    service: ClassifyService = request.app.state.classify
+    return service
 
 
 Classify = Annotated[ClassifyService, Depends(classify_service)]
@@ -185,7 +186,7 @@ def update_provider(provider_id: int, body: ProviderUpdate, account: Account,
 def create_key(provider_id: int, body: KeyIn, account: Account, db: Db) -> IssuedKeyOut:
     """Issue an API key (shown only in this answer; the engine keeps its sha256)."""
     account.require(ADMIN)
-    return providers.create_key(db, provider_id, actor=account.actor, scopes=body.scopes,
+    return providers.create_key(db, provider_id, actor=account.actor, scopes=list(body.scopes),
                                 label=body.label)
 
 

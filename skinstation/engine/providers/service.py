@@ -228,9 +228,10 @@ def rotate_key(db: EngineDatabase, key_id: str, *, actor: str,
             old.revoked_at, old.revoked_by = now, actor
         issued = _issue(session, old.provider_id, old.scopes.split(), old.label, actor,
                         rotated_from=old)
+        ends_at = old.expires_at or old.revoked_at or now
         audit.record(session, actor, "provider_key.rotated", "provider_key", old.key_id,
                      {"provider_id": old.provider_id, "new_key_id": issued.key_id,
-                      "old_key_ends_at": (old.expires_at or old.revoked_at).isoformat()})
+                      "old_key_ends_at": ends_at.isoformat()})
         return issued
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
@@ -148,14 +149,14 @@ def list_jobs(db: EngineDatabase, limit: int = 100) -> list[JobOut]:
         return [_info(job, _candidate(session, job.id)) for job in jobs]
 
 
-def _job(session: Any, job_id: int) -> TrainingJob:
+def _job(session: Session, job_id: int) -> TrainingJob:
     job = session.get(TrainingJob, job_id)
     if job is None:
         raise NotFoundError(f"training job {job_id} does not exist")
     return job
 
 
-def _candidate(session: Any, job_id: int) -> str | None:
+def _candidate(session: Session, job_id: int) -> str | None:
     return session.scalar(select(ModelVersion.version).where(ModelVersion.job_id == job_id))
 
 

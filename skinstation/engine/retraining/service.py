@@ -112,7 +112,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def reviewed_cases(db: EngineDatabase, held_out: Sequence[Record]) -> tuple[list[Record], Counter]:
+def reviewed_cases(
+    db: EngineDatabase, held_out: Sequence[Record]
+) -> tuple[list[Record], Counter[str]]:
     """Reviewed cases usable for training, and counts of those left out (by reason).
 
     Station captures and providers' consented images alike: what counts is a

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from skinstation.engine.deps import (
@@ -34,7 +36,7 @@ def queue(account: Account, db: Db, limit: int = 200) -> list[QueueItemOut]:
 
 
 @router.get("/review/captures/{capture_id}", responses=ACCOUNT_AUTH_ERRORS)
-def details(capture_id: int, account: Account, db: Db) -> dict:
+def details(capture_id: int, account: Account, db: Db) -> dict[str, Any]:
     """A case: capture, predictions, original label, reviews and final label (audited)."""
     return review.capture_details(db, account, capture_id)
 

@@ -131,7 +131,7 @@ def _create_provider_tables() -> None:
 
 
 def _captures_table(name: str, *, with_providers: bool) -> None:
-    extra: list[sa.SchemaItem] = []
+    extra: list[sa.schema.SchemaItem] = []
     if with_providers:
         extra = [
             sa.Column("source", sa.String(length=16), nullable=False),
