@@ -23,6 +23,7 @@ from skinstation.inference.taxonomy import load_taxonomy
 from skinstation.training.full_finetune import (
     LoopContext,
     TrainingInterrupted,
+    data_parallel_group,
     finetune_network,
 )
 from skinstation.training.losses import per_sample_loss, training_loss
@@ -154,14 +155,11 @@ def test_resume_after_a_kill_continues_from_the_last_epoch_with_identical_result
 
 
 def _ddp_worker(rank: int, world: int, init: str, manifest: str, out: str) -> None:
-    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     torch.set_num_threads(1)
-    try:
+    with data_parallel_group(init_method=init, rank=rank, world_size=world):
         network, history = _train(Path(manifest), LoopContext(rank=rank, world=world))
         if rank == 0:
             torch.save({"network": network.state_dict(), "history": history}, out)
-    finally:
-        torch.distributed.destroy_process_group()
 
 
 def test_the_loop_on_two_data_parallel_processes_equals_one_process(tiny_manifest, tmp_path):

@@ -25,7 +25,8 @@ floating-point summation order and the dropout masks).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -76,6 +77,29 @@ class StopRequest(Protocol):
     def is_set(self) -> bool:
         """Whether the run was asked to stop."""
         ...
+
+
+@contextmanager
+def data_parallel_group(**init: Any) -> Iterator[tuple[int, int]]:
+    """Join the gloo process group for the block; yields ``(rank, world)``.
+
+    On a normal exit every rank waits at a barrier before the group is destroyed: a rank
+    that tears gloo down while a peer still has its last collective in flight aborts the
+    peer's process ("terminate called without an active exception", SIGABRT). On an error
+    the group is destroyed at once, since a failed peer would never reach the barrier.
+
+    Args:
+        **init: Passed to ``torch.distributed.init_process_group`` (``init_method``,
+            ``rank``, ``world_size``; omitted, they come from torchrun's environment).
+    """
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", **init)
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 class TrainingInterrupted(RuntimeError):

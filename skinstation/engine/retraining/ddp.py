@@ -112,31 +112,25 @@ def run_torchrun(request: Any, processes: int, job_dir: Path, log: Any) -> None:
 
 def ddp_build(spec: dict[str, Any]) -> None:
     """Run one rank of the distributed build (see the module docstring)."""
-    import torch.distributed as dist
-
-    from skinstation.training.full_finetune import LoopContext
+    from skinstation.training.full_finetune import LoopContext, data_parallel_group
     from skinstation.training.pipeline import seal_stage, train_stage
 
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
+    with data_parallel_group() as (rank, world):
 
-    def log(message: str) -> None:
-        print(f"[rank {rank}/{world}] {message}", file=sys.stderr, flush=True)
+        def log(message: str) -> None:
+            print(f"[rank {rank}/{world}] {message}", file=sys.stderr, flush=True)
 
-    request = read_spec(spec)
-    config = dataclasses.replace(request.config,
-                                 threads=max(1, request.config.threads // world))
-    request = dataclasses.replace(request, config=config,
-                                  context=LoopContext(rank=rank, world=world))
-    log(f"training with {world} processes, {config.threads} thread(s) each")
-    try:
+        request = read_spec(spec)
+        config = dataclasses.replace(request.config,
+                                     threads=max(1, request.config.threads // world))
+        request = dataclasses.replace(request, config=config,
+                                      context=LoopContext(rank=rank, world=world))
+        log(f"training with {world} processes, {config.threads} thread(s) each")
         trained = train_stage(request, log)
         if rank == 0:
             metadata = seal_stage(request, trained, log)
             log(f"wrote {request.output} ({metadata.model_version}): test balanced accuracy "
                 f"{metadata.metrics['test']['balanced_accuracy']:.3f}")
-    finally:
-        dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:
