@@ -295,10 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     card.set_defaults(handler=cmd_model_card)
 
     from skinstation.engine.cli import register_engine_commands
+    from skinstation.station_cli import register_station_commands
     from skinstation.sync.cli import register_sync_commands
 
     register_engine_commands(commands)
     register_sync_commands(commands)
+    register_station_commands(commands)
     return parser
 
 

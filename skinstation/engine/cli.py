@@ -224,10 +224,15 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 
 @_reports_errors
 def cmd_audit(args: argparse.Namespace) -> int:
-    """Print the newest audit rows."""
+    """Print the newest audit rows, or (``--verify``) check the log's hash chain."""
     from skinstation.engine.audit import service as audit
 
     db = _db(args)
+    if args.verify:
+        with db.transaction() as session:
+            report = audit.verify(session)
+        print(report.summary("engine audit log"))
+        return 0 if report.intact else 1
     with db.transaction() as session:
         rows = audit.query(session, actor=args.actor, action=args.action, limit=100_000)
     for row in rows[-args.limit:]:
@@ -309,4 +314,6 @@ def register_engine_commands(commands: Any) -> None:
     audit.add_argument("--actor")
     audit.add_argument("--action")
     audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--verify", action="store_true",
+                       help="check the hash chain instead (prints the head hash to note down)")
     audit.set_defaults(handler=cmd_audit)

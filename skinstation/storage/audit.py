@@ -2,7 +2,9 @@
 
 Audit rows are written in the same transaction as the change they describe, so a change
 never commits without its audit row. Nothing here ever updates or deletes a row: the
-session guard below refuses it in Python, and database triggers refuse it in SQL.
+session guard below refuses it in Python, and database triggers refuse it in SQL. Every row
+is linked into a hash chain (:mod:`skinstation.core.auditchain`); :func:`verify_audit_log`
+(``skinstation audit verify``) shows whether anyone changed the log behind the triggers.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from skinstation.core.auditchain import (
+    GENESIS,
+    ChainReport,
+    ChainRow,
+    link_hash,
+    lock_chain,
+    verify_chain,
+)
 from skinstation.storage.errors import AppendOnlyError
 from skinstation.storage.models import AuditEvent, Label
 
@@ -77,7 +87,7 @@ def record_audit(
         detail: Extra JSON-serialisable facts. Never put secrets here.
 
     Returns:
-        The new (flushed) row.
+        The new (flushed) row, linked to the previous one.
     """
     row = AuditEvent(
         occurred_at=at,
@@ -88,9 +98,35 @@ def record_audit(
         entity_id=None if entity_id is None else str(entity_id),
         detail=dict(detail or {}),
     )
+    lock_chain(session)
+    session.flush()
+    previous = session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
+    row.prev_hash = previous or GENESIS
+    row.row_hash = link_hash(row.prev_hash, chain_fields(row))
     session.add(row)
     session.flush()
     return row
+
+
+def chain_fields(row: AuditEvent) -> dict[str, Any]:
+    """The fields of a station audit row that its hash covers (all but id and hashes)."""
+    return {
+        "occurred_at": row.occurred_at,
+        "actor_id": row.actor_id,
+        "station_id": row.station_id,
+        "action": row.action,
+        "entity_type": row.entity_type,
+        "entity_id": row.entity_id,
+        "detail": row.detail,
+    }
+
+
+def verify_audit_log(session: Session) -> ChainReport:
+    """Recompute the station audit log's hash chain, oldest row first."""
+    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(
+        yield_per=1000))
+    return verify_chain(ChainRow(row.id, row.prev_hash, row.row_hash, chain_fields(row))
+                        for row in rows)
 
 
 def query_audit_log(

@@ -2,7 +2,9 @@
 
 Rows are written in the transaction of the change they describe. Actors are strings:
 ``account:<username>``, ``station:<id>``, ``worker:<host>:<pid>`` or ``cli:<os user>``.
-Secrets (tokens, codes, passwords) never go into a detail.
+Secrets (tokens, codes, passwords) never go into a detail. Every row is linked into a hash
+chain (:mod:`skinstation.core.auditchain`); :func:`verify` (``skinstation engine audit
+--verify``) shows whether anyone changed the log behind the append-only triggers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from skinstation.core.auditchain import (
+    GENESIS,
+    ChainReport,
+    ChainRow,
+    link_hash,
+    lock_chain,
+    verify_chain,
+)
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit.models import AuditEvent
 
@@ -27,7 +37,11 @@ def record(
     *,
     at: datetime | None = None,
 ) -> AuditEvent:
-    """Add an audit row to ``session`` (committed with the caller's transaction)."""
+    """Add an audit row to ``session`` (committed with the caller's transaction).
+
+    The row is linked to the newest row of the chain; on PostgreSQL appends are serialised
+    until the caller's transaction ends (see :func:`skinstation.core.auditchain.lock_chain`).
+    """
     row = AuditEvent(
         occurred_at=at or utc_now(),
         actor=actor[:128],
@@ -36,8 +50,34 @@ def record(
         entity_id=None if entity_id is None else str(entity_id),
         detail=dict(detail or {}),
     )
+    lock_chain(session)
+    session.flush()
+    previous = session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
+    row.prev_hash = previous or GENESIS
+    row.row_hash = link_hash(row.prev_hash, chain_fields(row))
     session.add(row)
+    session.flush()
     return row
+
+
+def chain_fields(row: AuditEvent) -> dict[str, Any]:
+    """The fields of an engine audit row that its hash covers (all but id and hashes)."""
+    return {
+        "occurred_at": row.occurred_at,
+        "actor": row.actor,
+        "action": row.action,
+        "entity_type": row.entity_type,
+        "entity_id": row.entity_id,
+        "detail": row.detail,
+    }
+
+
+def verify(session: Session) -> ChainReport:
+    """Recompute the engine audit log's hash chain, oldest row first."""
+    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(
+        yield_per=1000))
+    return verify_chain(ChainRow(row.id, row.prev_hash, row.row_hash, chain_fields(row))
+                        for row in rows)
 
 
 def query(
