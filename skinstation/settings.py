@@ -58,12 +58,18 @@ class AuthSettings:
         lockout_minutes: How long a locked account refuses logins.
         session_timeout_minutes: Inactivity after which a login session ends.
         min_password_length: Shortest password accepted (at least 8).
+        throttle_failures: Failed logins of one username (known or not) within
+            ``throttle_minutes`` after which further tries of that username must wait until
+            the oldest failure leaves the window (in memory, per process).
+        throttle_minutes: The sliding window of the login throttles (station and engine).
     """
 
     max_failed_logins: int = 5
     lockout_minutes: float = 15.0
     session_timeout_minutes: float = 15.0
     min_password_length: int = 10
+    throttle_failures: int = 10
+    throttle_minutes: float = 15.0
 
     def __post_init__(self) -> None:
         if self.max_failed_logins < 1:
@@ -74,6 +80,8 @@ class AuthSettings:
             raise ValueError(
                 f"auth.min_password_length must be >= 8, got {self.min_password_length}"
             )
+        if self.throttle_failures < 1 or self.throttle_minutes <= 0:
+            raise ValueError("auth.throttle_failures must be >= 1 and auth.throttle_minutes > 0")
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,11 @@ class SyncSettings:
     ``settle_seconds``: a capture is uploaded once it is this old, so the prediction and
     label saved right after it travel with it. ``timeout_seconds``, ``retries`` and
     ``backoff_seconds`` shape each request (urllib3 ``Retry``) and the wait after a failed
-    round (doubling up to ``interval_seconds``).
+    round (doubling up to ``interval_seconds``). ``model_max_attempts``: downloads of one
+    deployment whose file fails its check (retried after 60 s, doubling up to an hour) before
+    the station gives up on it until the engine publishes another. ``max_server_errors``:
+    server errors (5xx) one capture may get, while the engine takes others, before it is set
+    aside as refused (an administrator retries it after a fix).
     """
 
     engine_url: str = ""
@@ -129,6 +141,16 @@ class SyncSettings:
     retries: int = 3
     backoff_seconds: float = 0.5
     batch_size: int = 50
+    model_max_attempts: int = 5
+    max_server_errors: int = 5
+
+    def __post_init__(self) -> None:
+        if self.model_max_attempts < 1:
+            raise ValueError(
+                f"sync.model_max_attempts must be >= 1, got {self.model_max_attempts}")
+        if self.max_server_errors < 1:
+            raise ValueError(
+                f"sync.max_server_errors must be >= 1, got {self.max_server_errors}")
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,13 @@ class EngineSettings:
         enrollment_code_hours: Lifetime of a one-time enrollment code.
         session_hours: Lifetime of a dermatologist/admin API login.
         accept_patient_names: Accept patient names from stations (off: pseudonyms only).
+        login_failures_per_address: Failed logins from one client address (an IPv6 /64)
+            within ``auth.throttle_minutes`` after which its logins get 429 (per process).
+        login_threads: Threads hashing login passwords (0: one per 4 cores, at least 1).
+        login_queue: Logins that may wait for a hashing thread; beyond that 503.
+        retention_years: Captures taken longer ago than this many years are erased (with
+            their predictions, reviews and image files) by the worker once a day; 0 keeps
+            them forever.
     """
 
     home: Path | None = None
@@ -199,6 +228,10 @@ class EngineSettings:
     enrollment_code_hours: float = 24.0
     session_hours: float = 8.0
     accept_patient_names: bool = False
+    login_failures_per_address: int = 10
+    login_threads: int = 0
+    login_queue: int = 32
+    retention_years: int = 0
 
 
 @dataclass(frozen=True)
@@ -216,6 +249,9 @@ class Settings:
         idle_lock_minutes: The UI locks after this long without input.
         target_referral_sensitivity: Skin-cancer sensitivity the referral threshold is fitted to.
         store_patient_names: Keep patients' names in the station database (off: pseudonyms only).
+        retention_years: Captures taken longer ago than this many years are erased (images,
+            labels, predictions; the engine is told on sync), checked at start-up and once a
+            day by the sync thread; 0 keeps them forever.
     """
 
     home: Path = field(default_factory=lambda: Path.home() / ".local/share/skinstation")
@@ -228,6 +264,7 @@ class Settings:
     idle_lock_minutes: float = 5.0
     target_referral_sensitivity: float = 0.95
     store_patient_names: bool = False
+    retention_years: int = 0
     quality: QualitySettings = field(default_factory=QualitySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
@@ -237,6 +274,9 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'station.db'}")
+        if self.retention_years < 0 or self.engine.retention_years < 0:
+            raise ValueError("retention_years and engine.retention_years must be >= 0 "
+                             "(0 keeps captures forever)")
 
     @property
     def images_dir(self) -> Path:

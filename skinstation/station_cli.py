@@ -1,4 +1,4 @@
-"""``skinstation audit verify``: station administration commands run on the station itself.
+"""Station administration commands (``audit verify``, ``backup``, ``restore``).
 
 These act on the station's own database with the rights of the OS user running them (the
 same user who can read the database file); they are the station-side counterparts of the
@@ -35,6 +35,54 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def _audit_system_action(settings: Settings, action: str, detail: dict[str, Any]) -> None:
+    from skinstation.core.timeutil import utc_now
+    from skinstation.storage import init_database
+    from skinstation.storage.audit import record_audit
+
+    database = init_database(settings)
+    try:
+        with database.transaction() as session:
+            record_audit(session, at=utc_now(), station_id=settings.station_id, actor_id=None,
+                         action=action, detail=detail)
+    finally:
+        database.dispose()
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Write a backup archive of this station (database snapshot, images, models)."""
+    from pathlib import Path
+
+    from skinstation.storage.audit import AuditAction
+    from skinstation.storage.backup import create_backup
+
+    settings = _settings(args)
+    report = create_backup(settings, Path(args.out))
+    _audit_system_action(settings, AuditAction.BACKUP_CREATED,
+                         {"archive": report.archive.name, "files": report.files,
+                          "images": report.images})
+    print(f"wrote {report.archive}: {report.files} files ({report.images} images, "
+          f"{report.total_bytes} bytes); keep it as safe as the station itself")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup archive into this station's home (stop the station app first)."""
+    from pathlib import Path
+
+    from skinstation.storage.audit import AuditAction
+    from skinstation.storage.backup import restore_backup
+
+    settings = _settings(args)
+    report = restore_backup(settings, Path(args.archive))
+    _audit_system_action(settings, AuditAction.BACKUP_RESTORED,
+                         {"archive": report.archive.name, "files": report.files})
+    print(f"restored {report.files} files ({report.images} images) from {report.archive}")
+    if report.set_aside is not None:
+        print(f"the station's previous data was moved to {report.set_aside}")
+    return 0
+
+
 def register_station_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                               ) -> None:
     """Add the station's admin commands to the top-level subparsers."""
@@ -43,3 +91,10 @@ def register_station_commands(commands: argparse._SubParsersAction[argparse.Argu
     audit_sub.add_parser(
         "verify", help="check the audit log's hash chain (prints the head hash to note down)",
     ).set_defaults(handler=cmd_audit_verify)
+    backup = commands.add_parser("backup", help="write a backup archive of this station")
+    backup.add_argument("--out", required=True, help="archive file to write (mode 0600)")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser(
+        "restore", help="restore a backup archive (stop the station app first)")
+    restore.add_argument("archive")
+    restore.set_defaults(handler=cmd_restore)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
 
 from skinstation.settings import Settings
 
@@ -17,6 +21,39 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def _data_dir() -> Path:
     configured = os.environ.get("SKINSTATION_TEST_DATA_DIR")
     return Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+
+
+class MemoryKeyring(KeyringBackend):
+    """The suite's keyring: entries in a dict, so no test reads or writes a real keyring."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.entries.pop((service, username), None) is None:
+            raise PasswordDeleteError(f"no entry {service}/{username}")
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
+    """Every test runs with a fresh in-memory keyring and no keyring settings from outside."""
+    for name in ("SKINSTATION_KEYRING_FILE", "SKINSTATION_KEYRING_PASSPHRASE",
+                 "SKINSTATION_KEYRING_KEY_FILE", "PYTHON_KEYRING_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
 
 
 @pytest.fixture(scope="session")

@@ -138,7 +138,8 @@ def test_enroll_capture_sync_review_retrain_promote_and_classify(
                 promoted["deployed"]) == ("promoted", "tiny-test-model",
                                           f"gate:job-{job['job_id']}", True)
         assert promoted["data_fingerprint"] != versions["tiny-test-model"]["data_fingerprint"]
-        assert promoted["metrics"]["locked_test"]["images"] == 7
+        assert promoted["gate_metrics"]["locked_test"]["images"] == 7
+        assert "locked_test" not in promoted["claimed_metrics"]  # the file's own, kept apart
 
         # -- the signed model reaches the station and classifies the next capture -----------
         status = runner.sync_once()

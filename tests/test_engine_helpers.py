@@ -1,8 +1,8 @@
 """Helpers shared by the engine and sync tests (no tests here).
 
 Real parts only: a throwaway CA and server certificate made with ``cryptography``, the engine
-served by uvicorn in its own process over HTTPS on 127.0.0.1, a keyrings.alt file keyring in
-tmp_path, SQLite files or a private PostgreSQL schema.
+served by uvicorn in its own process over HTTPS on 127.0.0.1, SkinStation's encrypted file
+keyring in tmp_path, SQLite files or a private PostgreSQL schema.
 """
 
 from __future__ import annotations
@@ -275,13 +275,20 @@ def pg_available() -> bool:
 
 # -- keyring and station ---------------------------------------------------------------------
 
-def file_keyring(path: Path) -> Any:
-    """A real keyrings.alt file backend storing its file at ``path``."""
-    from keyrings.alt.file import PlaintextKeyring
+TEST_KEYRING_PASSPHRASE = "test keyring passphrase"
 
-    backend = PlaintextKeyring()
-    backend.file_path = str(path)
-    return backend
+
+def file_keyring(path: Path) -> Any:
+    """SkinStation's encrypted file keyring at ``path``, keyed by ``TEST_KEYRING_PASSPHRASE``."""
+    from skinstation.core.keyring_file import EncryptedFileKeyring
+
+    return EncryptedFileKeyring(path, passphrase=TEST_KEYRING_PASSPHRASE)
+
+
+def file_keyring_env(path: Path) -> dict[str, str]:
+    """The environment that makes a station process use :func:`file_keyring`'s file."""
+    return {"SKINSTATION_KEYRING_FILE": str(path),
+            "SKINSTATION_KEYRING_PASSPHRASE": TEST_KEYRING_PASSPHRASE}
 
 
 def station_settings(tmp_path: Path, engine_url: str, tls: Tls, *, name: str = "station",

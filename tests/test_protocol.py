@@ -64,7 +64,9 @@ def release_1_upload_document(database: Database, capture_id: int,
                 "multispectral_index": capture.multispectral_index,
             },
             "session": {
-                "ref": str(visit.id),
+                # same field and type as release 1; its value is the visit's UUID since
+                # station migration 0004 (str(id) for visits made before it)
+                "ref": visit.uid or str(visit.id),
                 "operator": usernames.get(visit.operator_id, str(visit.operator_id)),
                 "opened_at": iso(visit.opened_at), "closed_at": iso(visit.closed_at),
             },

@@ -34,6 +34,7 @@ from tests.test_engine_helpers import (
     Station,
     add_capture,
     file_keyring,
+    file_keyring_env,
     ham_images,
     make_station,
     make_tls,
@@ -331,8 +332,8 @@ def test_kill_9_of_the_station_mid_sync_resumes_without_loss_or_duplicates(
         f'data_dir = "{engine.settings.data_dir}"\n[sync]\nengine_url = "{proxy.url}"\n'
         f'ca_bundle = "{engine.tls.ca_cert}"\nsettle_seconds = 0.0\ninterval_seconds = 0.5\n'
         "backoff_seconds = 0.05\n", encoding="utf-8")
-    env = {**os.environ, "SKINSTATION_CONFIG": str(config), "XDG_DATA_HOME": str(tmp_path / "xdg"),
-           "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+    env = {**os.environ, "SKINSTATION_CONFIG": str(config),
+           **file_keyring_env(Path(keyring_backend.file_path))}
     process = subprocess.Popen([sys.executable, "-m", "skinstation.cli", "sync", "run"],
                                env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -483,11 +484,26 @@ def test_a_refused_capture_is_kept_and_does_not_block_the_others(
     status = runner.sync_once()
     reason = ("engine refused (422): this engine accepts pseudonyms only; the station sent a "
               "patient name (turn off sync.send_patient_names); nothing stored")
-    assert (status.state, status.queue_length, status.confirmed) == ("error", 1, 1)
+    assert (status.state, status.queue_length, status.confirmed) == ("error", 0, 1)
     assert status.refused_captures == {refused.id: reason}
     assert status.last_error == f"1 capture(s) refused by the engine; first: {reason}"
-    assert _engine_uids(engine, credentials.load().station_id) == [accepted.uid]
-    assert _outbox(station) == [("pending", 1), ("confirmed", 1)]
+    station_id = credentials.load().station_id
+    assert _engine_uids(engine, station_id) == [accepted.uid]
+    assert _outbox(station) == [("refused", 1), ("confirmed", 1)]
     with station.database.transaction() as session:
         assert session.scalar(select(OutboxEntry.last_error).where(
             OutboxEntry.capture_id == refused.id)) == reason
+
+    status = runner.sync_once()  # set aside: not sent again, the queue is clear
+    assert (status.state, status.queue_length, status.last_error) == ("idle", 0, None)
+    assert status.refused_captures == {refused.id: reason}
+    assert _outbox(station) == [("refused", 1), ("confirmed", 1)]
+
+    runner.settings = runner.settings.replace(  # the fix: names stay on the station
+        sync={**runner.settings.sync.__dict__, "send_patient_names": False})
+    assert runner.retry_refused() == [refused.id]
+    status = runner.sync_once()
+    assert (status.state, status.queue_length, status.confirmed) == ("idle", 0, 2)
+    assert status.refused_captures == {}
+    assert _outbox(station) == [("confirmed", 2), ("confirmed", 1)]
+    assert sorted(_engine_uids(engine, station_id)) == sorted([accepted.uid, refused.uid])

@@ -3,11 +3,14 @@ file, re-deployment and a one-command rollback — against a real engine over HT
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -15,10 +18,12 @@ from sqlalchemy import func, select
 from skinstation.engine.audit.models import AuditEvent
 from skinstation.engine.models import service as registry
 from skinstation.engine.models.models import Deployment, ModelStatus, ModelVersion
-from skinstation.inference.model_file import load_model_file, save_model_file
+from skinstation.inference.model_file import file_sha256, load_model_file, save_model_file
 from skinstation.services.models import ModelManager
+from skinstation.settings import Settings
 from skinstation.sync.cli import model_manager_installer
 from skinstation.sync.credentials import CredentialStore
+from skinstation.sync.pull import retry_delay
 from skinstation.sync.runner import SyncRunner, enroll_station
 from tests.conftest import REPO_ROOT
 from tests.test_engine_helpers import (
@@ -30,6 +35,7 @@ from tests.test_engine_helpers import (
     start_engine,
     station_settings,
 )
+from tests.test_storage_helpers import FakeClock
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +159,134 @@ def test_station_installs_signed_models_and_refuses_forged_tampered_and_replayed
 def test_cli_installer_is_the_station_model_manager(tmp_path: Path, tiny_model: Path) -> None:
     settings = station_settings(tmp_path, "https://127.0.0.1:1", make_tls(tmp_path / "t"))
     install = model_manager_installer(settings.replace(model_path=tiny_model))
-    from skinstation.inference.model_file import file_sha256
-
     assert install(tiny_model, file_sha256(tiny_model)) == "tiny-test-model"
     with pytest.raises(ValueError, match="the signed manifest says"):
         install(tiny_model, "0" * 64)
+
+
+# -- a corrupted download is fetched again, with backoff, a bounded number of times ----------
+
+def _tampered_deployment(engine: EngineUnderTest, tmp_path: Path, tiny_model: Path,
+                         version: str) -> tuple[int, Path, bytes, str]:
+    """Register and deploy ``version`` whose stored file is then altered (as on a bad disk).
+
+    Returns the deployment number, the stored file, its genuine bytes and the message a
+    station gets for the altered file.
+    """
+    metadata, state = load_model_file(tiny_model)
+    metadata.model_version = version
+    source = tmp_path / f"{version}.safetensors"
+    save_model_file(source, state, metadata)
+    registry.register_model(engine.db, source, status=ModelStatus.PROMOTED, actor="test")
+    signed = registry.deploy(engine.db, version, action="promote", actor="test", reason=version)
+    stored = registry.model_path(engine.db, version)
+    genuine = stored.read_bytes()
+    stored.write_bytes(genuine[:-64] + bytes(64))
+    sha, bad = file_sha256(source), hashlib.sha256(stored.read_bytes()).hexdigest()
+    mismatch = (f"engine refused (200): downloaded model {version} does not match its signed "
+                f"manifest ({len(genuine)} bytes, sha256 {bad[:16]}…; manifest says "
+                f"{len(genuine)} bytes, {sha[:16]}…)")
+    return signed.manifest["deployment"], stored, genuine, mismatch
+
+
+def _retry_runner(engine: EngineUnderTest, tmp_path: Path, tiny_model: Path, name: str,
+                  clock: FakeClock, **sync: Any) -> tuple[SyncRunner, ModelManager]:
+    settings = station_settings(tmp_path, engine.url, engine.tls, name=name, **sync)
+    bundled = tmp_path / "bundled.safetensors"
+    bundled.write_bytes(tiny_model.read_bytes())
+    settings = settings.replace(model_path=bundled)
+    credentials = CredentialStore(settings.station_id, file_keyring(tmp_path / "keyring.cfg"))
+    enroll_station(settings, engine.enrollment_code(engine.login("admin", ADMIN_PASSWORD), name),
+                   credentials)
+    manager = ModelManager(settings)
+    runner = SyncRunner(settings, make_station(settings).database, credentials=credentials,
+                        installer=lambda path, sha: manager.install(path, sha).version,
+                        clock=clock)
+    return runner, manager
+
+
+def _downloads(engine: EngineUnderTest, version: str) -> int:
+    return sum(1 for e in _audit(engine, "model.downloaded") if e.entity_id == version)
+
+
+def _refusals(engine: EngineUnderTest, version: str) -> list[str]:
+    return [e.detail["detail"] for e in _audit(engine, "station.model_refused")
+            if e.entity_id == version]
+
+
+def test_a_corrupted_download_is_fetched_again_after_a_backoff_and_then_installs(
+    engine: EngineUnderTest, tmp_path: Path, tiny_model: Path
+) -> None:
+    clock = FakeClock()
+    runner, manager = _retry_runner(engine, tmp_path, tiny_model, "st-retry", clock)
+    deployment, stored, genuine, mismatch = _tampered_deployment(
+        engine, tmp_path, tiny_model, "tiny-retry")
+    first_retry = (clock.now + timedelta(seconds=60)).isoformat()
+    refused = (f"model tiny-retry (deployment {deployment}) refused: {mismatch} (attempt 1 of 5; "
+               f"next attempt after {first_retry})")
+
+    status = runner.sync_once()
+    assert (status.state, status.last_error, status.model_version) == ("error", refused, None)
+    assert (_downloads(engine, "tiny-retry"), _refusals(engine, "tiny-retry")) == (1, [refused])
+    assert manager.classifier().version == "tiny-test-model"
+
+    stored.write_bytes(genuine)  # repaired on the engine, without a new deployment
+    clock.advance(seconds=59)
+    status = runner.sync_once()  # still inside the backoff: not downloaded, not re-reported
+    assert (status.state, status.last_error) == ("error", refused)
+    assert (_downloads(engine, "tiny-retry"), len(_refusals(engine, "tiny-retry"))) == (1, 1)
+
+    clock.advance(seconds=1)
+    status = runner.sync_once()
+    assert (status.state, status.last_error, status.model_version, status.model_deployment) == (
+        "idle", None, "tiny-retry", deployment)
+    assert manager.classifier().version == "tiny-retry"
+    assert _downloads(engine, "tiny-retry") == 2
+    installed = [e.detail["deployment"] for e in _audit(engine, "station.model_installed")
+                 if e.entity_id == "tiny-retry"]
+    assert installed == [deployment]
+    assert runner.records.get("model.refused") == ""
+    assert not list((runner.settings.home / "models" / "incoming").glob("*"))
+
+
+def test_retries_of_a_corrupted_download_back_off_and_stop_after_max_attempts(
+    engine: EngineUnderTest, tmp_path: Path, tiny_model: Path
+) -> None:
+    clock = FakeClock()
+    runner, manager = _retry_runner(engine, tmp_path, tiny_model, "st-giveup", clock,
+                                    model_max_attempts=4)
+    deployment, _stored, _genuine, mismatch = _tampered_deployment(
+        engine, tmp_path, tiny_model, "tiny-giveup")
+    prefix = f"model tiny-giveup (deployment {deployment}) refused: {mismatch}"
+
+    waits = []
+    for attempt in (1, 2, 3):
+        started = clock.now
+        status = runner.sync_once()
+        retry_at = datetime.fromisoformat(status.last_error.rsplit("after ", 1)[1][:-1])
+        waits.append((retry_at - started).total_seconds())
+        assert status.last_error == (f"{prefix} (attempt {attempt} of 4; next attempt after "
+                                     f"{retry_at.isoformat()})")
+        clock.advance(seconds=waits[-1] - 1)  # one second early: nothing is downloaded
+        assert runner.sync_once().state == "error"
+        assert _downloads(engine, "tiny-giveup") == attempt
+        clock.advance(seconds=1)
+    assert waits == [60.0, 120.0, 240.0]
+
+    status = runner.sync_once()  # the fourth and last attempt
+    given_up = f"{prefix} (attempt 4 of 4; given up until the engine publishes another deployment)"
+    assert (status.state, status.last_error) == ("error", given_up)
+    clock.advance(days=30)
+    assert runner.sync_once().last_error == given_up
+    assert _downloads(engine, "tiny-giveup") == 4
+    assert [r.split(" (attempt ")[1][:6] for r in _refusals(engine, "tiny-giveup")] == [
+        "1 of 4", "2 of 4", "3 of 4", "4 of 4"]
+    assert _refusals(engine, "tiny-giveup")[-1] == given_up
+    assert manager.classifier().version == "tiny-test-model"
+
+
+def test_retry_delay_doubles_from_a_minute_up_to_an_hour() -> None:
+    assert [retry_delay(n).total_seconds() for n in range(1, 10)] == [
+        60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3600.0, 3600.0, 3600.0]
+    with pytest.raises(ValueError, match=r"sync\.model_max_attempts must be >= 1, got 0"):
+        Settings.load(env={}, sync={"model_max_attempts": 0})

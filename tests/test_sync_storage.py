@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def _review(engine_id: int, uid: str, code: str, supersedes: int | None = None) 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_migration_0002_adds_exactly_the_sync_tables(settings: Settings, backend: str) -> None:
     with open_backend(settings, backend) as database:
-        assert current_revision(database.engine) == head_revision() == "0002"
+        assert current_revision(database.engine) == head_revision()
         assert {"engine_reviews", "sync_state"} <= set(inspect(database.engine).get_table_names())
         with database.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -61,7 +62,7 @@ def test_upgrade_from_0001_keeps_station_data(settings: Settings) -> None:
             "('ann', 'Ann', 'staff', 'h', false, 0, '2025-01-01', '2025-01-01')"))
     engine.dispose()
     database = init_database(settings)
-    assert current_revision(database.engine) == "0002"
+    assert current_revision(database.engine) == head_revision()
     with database.transaction() as session:
         assert session.scalars(select(Operator.username)).all() == ["ann"]
         assert session.scalar(select(func.count()).select_from(EngineReview)) == 0
@@ -119,7 +120,10 @@ def test_upload_document_carries_station_labels_and_names_only_when_allowed(
     assert [(lb["kind"], lb["code"], lb["author"], lb["note"]) for lb in plain.metadata[
         "labels"]] == [("operator", "bkl", "nurse", "flat")]
     assert plain.metadata["capture"]["image_sha256"] == capture.image_sha256
-    assert plain.metadata["session"]["ref"] == str(visit.id)
+    # the visit's UUID (migration 0004): never reused, even by a station restored from backup
+    assert plain.metadata["session"]["ref"] == visit.uid
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                        visit.uid or "")
     with_name = records.upload_of(capture.id, include_patient_name=True)
     assert with_name.metadata["patient"]["name"] == "Jane Roe"
 

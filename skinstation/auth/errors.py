@@ -26,6 +26,17 @@ class AccountLockedError(AuthError):
         self.locked_until = locked_until
 
 
+class LoginThrottledError(AuthError):
+    """Too many failed logins of this username lately; it must wait ``wait_seconds``."""
+
+    def __init__(self, wait_seconds: int) -> None:
+        minutes = -(-wait_seconds // 60)
+        wait = (f"{wait_seconds} second{'s' if wait_seconds != 1 else ''}" if wait_seconds < 120
+                else f"{minutes} minutes")
+        super().__init__(f"Too many failed logins for this username; wait {wait} and try again.")
+        self.wait_seconds = wait_seconds
+
+
 class AccountDisabledError(AuthError):
     """The account was disabled by an administrator."""
 

@@ -4,7 +4,9 @@ Messages tell the operator what happened without telling a stranger which userna
 a wrong password and an unknown username both give "Wrong username or password." (and cost
 the same argon2 verification). A locked account says until when; a disabled account says so
 only once the right password was given. Lockout itself necessarily shows that an account
-exists; it also stops password guessing, since passwords are not checked while locked.
+exists; it also stops password guessing, since passwords are not checked while locked. A
+username (known or not) that failed ``auth.throttle_failures`` times within
+``auth.throttle_minutes`` must wait before it is tried again (:mod:`skinstation.core.throttle`).
 Every login, failure, lockout and account change writes an audit row in its transaction.
 """
 
@@ -26,6 +28,7 @@ from skinstation.auth.errors import (
     AccountLockedError,
     AuthError,
     InvalidCredentialsError,
+    LoginThrottledError,
     OperatorExistsError,
     PasswordPolicyError,
     PermissionDeniedError,
@@ -34,6 +37,7 @@ from skinstation.auth.errors import (
 from skinstation.auth.permissions import Permission, can_manage_operators
 from skinstation.auth.sessions import Session
 from skinstation.core.passwords import default_hasher, verify_password
+from skinstation.core.throttle import SlidingWindowThrottle, ThrottledError, whole_seconds
 from skinstation.core.timeutil import Clock, utc_now
 from skinstation.settings import AuthSettings
 from skinstation.storage.audit import AuditAction, record_audit
@@ -70,6 +74,9 @@ class AuthService:
         self.display_timezone = display_timezone
         self._dummy_hash: str | None = None
         self._live: dict[int, weakref.WeakSet[Session]] = {}
+        self._throttle = SlidingWindowThrottle(
+            self.policy.throttle_failures, self.policy.throttle_minutes * 60.0,
+            clock=lambda: self.clock().timestamp())
 
     # -- first run -------------------------------------------------------------------------
 
@@ -106,43 +113,26 @@ class AuthService:
             InvalidCredentialsError: Wrong password or unknown username (same message).
             AccountLockedError: Too many failures; says until when.
             AccountDisabledError: Right password, but the account is disabled.
+            LoginThrottledError: Too many failed logins of this username lately; says how
+                long to wait (the password is not checked).
         """
         name = normalise_username(username)
-        failure: AuthError | None = None
-        with self.database.transaction() as db:
-            now = self.clock()
-            # FOR UPDATE: concurrent failures on PostgreSQL must not lose a count (SQLite's
-            # BEGIN IMMEDIATE already serialises writers).
-            stmt = select(Operator).where(Operator.username == name).with_for_update()
-            operator = db.scalar(stmt)
-            if operator is None:
-                self._verify_dummy(password)
-                self._audit(
-                    db,
-                    None,
-                    AuditAction.LOGIN_FAILED,
-                    None,
-                    {"username": name, "reason": "unknown_username"},
-                )
-                failure = InvalidCredentialsError()
-            elif operator.locked_until is not None and operator.locked_until > now:
-                self._audit(
-                    db, operator.id, AuditAction.LOGIN_FAILED, operator.id, {"reason": "locked"}
-                )
-                failure = self._locked_error(operator.locked_until)
-            elif not verify_password(self.hasher, operator.password_hash, password):
-                failure = self._count_failure(db, operator, now)
-            elif operator.disabled:
-                self._audit(
-                    db, operator.id, AuditAction.LOGIN_FAILED, operator.id, {"reason": "disabled"}
-                )
-                failure = AccountDisabledError()
-            else:
-                operator.failed_login_count = 0
-                operator.locked_until = None
-                if self.hasher.check_needs_rehash(operator.password_hash):
-                    operator.password_hash = self.hasher.hash(password)
-                self._audit(db, operator.id, AuditAction.LOGIN_SUCCEEDED, operator.id)
+        try:
+            attempt = self._throttle.begin(name, timeout=30.0)  # (logins from other threads)
+        except ThrottledError as throttled:
+            with self.database.transaction() as db:
+                self._audit(db, None, AuditAction.LOGIN_FAILED, None,
+                            {"username": name, "reason": "throttled"})
+            raise LoginThrottledError(whole_seconds(throttled.wait_seconds)) from None
+        try:
+            operator, failure, guessed, now = self._check_password(name, password)
+        except BaseException:
+            self._throttle.cancel(attempt)
+            raise
+        if guessed:  # a wrong password or an unknown username: the attempt stays counted
+            self._throttle.fail(attempt)
+        else:
+            self._throttle.cancel(attempt, forget=failure is None)
         if failure is not None:
             log.info("login refused for %r: %s", name, type(failure).__name__)
             raise failure
@@ -161,26 +151,60 @@ class AuthService:
         self._live.setdefault(operator.id, weakref.WeakSet()).add(session)
         return session
 
+    def _check_password(
+        self, name: str, password: str
+    ) -> tuple[Operator | None, AuthError | None, bool, datetime]:
+        """Check a login in one transaction.
+
+        Returns:
+            The operator, the failure (``None``: success), whether the password was guessed
+            wrong or the username unknown, and when.
+        """
+        failure: AuthError | None = None
+        guessed = False
+        with self.database.transaction() as db:
+            now = self.clock()
+            # FOR UPDATE: concurrent failures on PostgreSQL must not lose a count (SQLite's
+            # BEGIN IMMEDIATE already serialises writers).
+            stmt = select(Operator).where(Operator.username == name).with_for_update()
+            operator = db.scalar(stmt)
+            if operator is None:
+                guessed = True
+                self._verify_dummy(password)
+                self._audit(db, None, AuditAction.LOGIN_FAILED, None,
+                            {"username": name, "reason": "unknown_username"})
+                failure = InvalidCredentialsError()
+            elif operator.locked_until is not None and operator.locked_until > now:
+                self._audit(
+                    db, operator.id, AuditAction.LOGIN_FAILED, operator.id, {"reason": "locked"}
+                )
+                failure = self._locked_error(operator.locked_until)
+            elif not verify_password(self.hasher, operator.password_hash, password):
+                guessed = True
+                failure = self._count_failure(db, operator, now)
+            elif operator.disabled:
+                self._audit(
+                    db, operator.id, AuditAction.LOGIN_FAILED, operator.id, {"reason": "disabled"}
+                )
+                failure = AccountDisabledError()
+            else:
+                operator.failed_login_count = 0
+                operator.locked_until = None
+                if self.hasher.check_needs_rehash(operator.password_hash):
+                    operator.password_hash = self.hasher.hash(password)
+                self._audit(db, operator.id, AuditAction.LOGIN_SUCCEEDED, operator.id)
+        return operator, failure, guessed, now
+
     def _count_failure(self, db: DbSession, operator: Operator, now: datetime) -> AuthError:
         operator.failed_login_count += 1
-        self._audit(
-            db,
-            operator.id,
-            AuditAction.LOGIN_FAILED,
-            operator.id,
-            {"reason": "wrong_password", "failed_logins": operator.failed_login_count},
-        )
+        self._audit(db, operator.id, AuditAction.LOGIN_FAILED, operator.id,
+                    {"reason": "wrong_password", "failed_logins": operator.failed_login_count})
         if operator.failed_login_count < self.policy.max_failed_logins:
             return InvalidCredentialsError()
         operator.failed_login_count = 0
         operator.locked_until = now + timedelta(minutes=self.policy.lockout_minutes)
-        self._audit(
-            db,
-            operator.id,
-            AuditAction.LOGIN_LOCKED_OUT,
-            operator.id,
-            {"locked_until": operator.locked_until.isoformat()},
-        )
+        self._audit(db, operator.id, AuditAction.LOGIN_LOCKED_OUT, operator.id,
+                    {"locked_until": operator.locked_until.isoformat()})
         log.warning("operator %r locked out until %s", operator.username, operator.locked_until)
         return self._locked_error(operator.locked_until)
 

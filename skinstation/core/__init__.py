@@ -1,7 +1,8 @@
 """What the station and the engine share and is neither: the bottom layer.
 
 UTC time helpers (:mod:`.timeutil`), the SQLAlchemy building blocks (:mod:`.sqlbase`) and
-migrations (:mod:`.migrations`), atomic file writes (:mod:`.files`), content-addressed image
+migrations (:mod:`.migrations`), atomic writes and owner-only permissions (:mod:`.files`), the
+secure keyring and its secrets (:mod:`.keystore`, :mod:`.keyring_file`), content-addressed image
 files (:mod:`.images`), password hashing and policy (:mod:`.passwords`), account names
 (:mod:`.usernames`), plain-text field checks (:mod:`.validation`), the translated-text lookup
 (:mod:`.i18n`) and the triage vocabulary (:mod:`.triage`) — one definition each. Nothing here

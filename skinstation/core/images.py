@@ -5,10 +5,15 @@ arrives as a pixel array, as a lossless PNG. Its file is ``<root>/<sha[:2]>/<sha
 written to a temporary file in the same folder, fsynced, renamed into place and the folder
 fsynced, so after a crash a file either is complete or is a leftover ``.tmp-*`` that
 :func:`skinstation.storage.recovery.recover` deletes. Reading verifies the sha256.
+
+Every entry point that receives image bytes (the engine's station ingest and provider
+classification) first reads only the header (:func:`inspect_header`) and refuses an image over
+the same :class:`ImageLimits` before anything decodes its pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -20,9 +25,15 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from skinstation.core.files import write_atomically
+from skinstation.core.files import (
+    fsync_directory,
+    private_file,
+    write_atomically,
+    write_temporary,
+)
 
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
+ACCEPTED_FORMATS = ", ".join(FORMAT_EXTENSIONS)
 PNG_COMPRESSION = 1  # zlib level 1: about the size of level 3 at 60% of the time
 
 
@@ -42,6 +53,14 @@ class InvalidImageError(ImageError):
     """Bytes or an array handed to the store are not an image that can be kept."""
 
 
+class UnreadableImageError(InvalidImageError):
+    """The bytes are not an image file, or its header is damaged."""
+
+
+class ImageLimitError(InvalidImageError):
+    """The image's format or pixel size is outside what is accepted."""
+
+
 @dataclass(frozen=True)
 class EncodedImage:
     """Image bytes ready to store, with what the database records about them."""
@@ -56,6 +75,59 @@ class EncodedImage:
     def ref(self) -> str:
         """The file's path relative to the store root, e.g. ``ab/ab12....png``."""
         return f"{self.sha256[:2]}/{self.sha256}.{self.extension}"
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an image entering the engine may be: its size in pixels.
+
+    Attributes:
+        max_pixels: Most pixels (width x height).
+        max_side: Longest side, in pixels.
+        min_side: Shortest side, in pixels.
+    """
+
+    max_pixels: int = 40_000_000
+    max_side: int = 10_000
+    min_side: int = 32
+
+    def __post_init__(self) -> None:
+        if self.min_side < 8 or self.max_side < self.min_side or self.max_pixels < 64:
+            raise ValueError(f"image limits are inconsistent: {self}")
+
+
+def inspect_header(data: bytes, limits: ImageLimits) -> EncodedImage:
+    """Check an image's format and pixel size from its header alone (nothing is decoded).
+
+    Returns:
+        The bytes with their sha256, extension and pixel size.
+
+    Raises:
+        UnreadableImageError: Not an image file, or the header is damaged.
+        ImageLimitError: A format not kept, or sides or pixel count outside ``limits``.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind, (width, height) = image.format or "", image.size
+    except UnidentifiedImageError:
+        raise UnreadableImageError(f"the upload is not an image file ({ACCEPTED_FORMATS})"
+                                   ) from None
+    except Image.DecompressionBombError:
+        raise ImageLimitError(f"the image has too many pixels (at most {limits.max_pixels})"
+                              ) from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise UnreadableImageError(f"the image header is damaged ({error})") from None
+    if kind not in FORMAT_EXTENSIONS:
+        raise ImageLimitError(f"image format {kind or 'unknown'} is not accepted (use "
+                              f"{ACCEPTED_FORMATS})")
+    if min(width, height) < limits.min_side:
+        raise ImageLimitError(f"image is {width}x{height} pixels; both sides must be at least "
+                              f"{limits.min_side}")
+    if max(width, height) > limits.max_side or width * height > limits.max_pixels:
+        raise ImageLimitError(f"image is {width}x{height} pixels; at most {limits.max_side} per "
+                              f"side and {limits.max_pixels} pixels in all")
+    return EncodedImage(data, hashlib.sha256(data).hexdigest(), FORMAT_EXTENSIONS[kind], width,
+                        height)
 
 
 def encode_image(image: bytes | np.ndarray) -> EncodedImage:
@@ -158,9 +230,24 @@ class ImageStore:
         path = self.path_for(image.ref)
         if path.is_file() and sha256_of_file(path) == image.sha256:
             os.utime(path)
+            private_file(path)  # a file kept from before owner-only writes
             return image.ref
         write_atomically(path, image.data)
         return image.ref
+
+    def stage(self, image: EncodedImage) -> StagedImage:
+        """Write an image durably under a temporary name beside its place, not yet visible.
+
+        The slow part (writing and fsyncing the bytes) happens here, before the caller's
+        transaction; :meth:`StagedImage.publish` later only renames the file into place, and
+        :meth:`StagedImage.discard` deletes it if the rows were not stored. An intact file
+        with the same content is reused (nothing is written; discarding leaves it alone).
+        """
+        path = self.path_for(image.ref)
+        if path.is_file() and sha256_of_file(path) == image.sha256:
+            os.utime(path)
+            return StagedImage(image.ref, path, None)
+        return StagedImage(image.ref, path, write_temporary(path.parent, image.data))
 
     def read(self, ref: str, sha256: str) -> bytes:
         """Read a stored image and check it is the one recorded.
@@ -195,3 +282,33 @@ class ImageStore:
     def ref_of(self, path: Path) -> str:
         """Return the reference of a file inside the store."""
         return path.relative_to(self.root).as_posix()
+
+
+class StagedImage:
+    """An image file written by :meth:`ImageStore.stage`, published or discarded once.
+
+    Args:
+        ref: The reference it will have (``<sha[:2]>/<sha>.<ext>``).
+        path: Its final path.
+        temp: The temporary file holding it, or ``None`` if an intact copy is already there.
+    """
+
+    def __init__(self, ref: str, path: Path, temp: Path | None) -> None:
+        self.ref = ref
+        self.path = path
+        self.temp = temp
+
+    def publish(self) -> str:
+        """Rename the file into place (durably); return its reference."""
+        if self.temp is not None:
+            os.replace(self.temp, self.path)
+            self.temp = None
+            fsync_directory(self.path.parent)
+        return self.ref
+
+    def discard(self) -> None:
+        """Delete the temporary file if it was not published (a published file stays)."""
+        if self.temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.temp.unlink()
+            self.temp = None

@@ -8,7 +8,9 @@ and the same Alembic environment; each has its own declarative base and migratio
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -16,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, MetaData, String, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from skinstation.core.files import create_private_file, private_dir, private_file
 from skinstation.core.timeutil import UtcDateTime
 
 if TYPE_CHECKING:
@@ -121,17 +124,36 @@ def create_database_engine(url: str) -> Engine:
             ``postgresql+psycopg://user@host/db``.
 
     Returns:
-        The engine (SQLite file parents are created).
+        The engine. A SQLite database file is owner-only (0600 in a 0700 folder): created so
+        before SQLite opens it, or fixed with a warning; SQLite gives its ``-wal``/``-shm``
+        files the database file's mode, and loose ones left from before are fixed too.
+
+    Raises:
+        UnsafePermissionsError: The SQLite file or its folder is open to others and cannot be
+            fixed (another user owns it).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith(
+            "file:"):
+        secure_sqlite_files(Path(parsed.database).expanduser())
     engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_immediate)
     return engine
+
+
+def secure_sqlite_files(path: Path) -> None:
+    """Make a SQLite database file, its journals and its folder owner-only (create if missing).
+
+    Raises:
+        UnsafePermissionsError: One of them is open to others and cannot be fixed.
+    """
+    private_dir(path.parent)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        private_file(path.with_name(path.name + suffix))
+    create_private_file(path)
 
 
 def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection,
@@ -192,3 +214,38 @@ def append_only_trigger_sql(dialect: str, tables: Sequence[str], function: str) 
                 f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
             )
     return statements
+
+
+@contextmanager
+def deletes_allowed(session: Session, table: str) -> Iterator[None]:
+    """Let the current transaction of ``session`` delete rows of the append-only ``table``.
+
+    For erasure only (a patient's labels or reviews must go). The trigger that refuses DELETE
+    is lifted inside the transaction and put back, exactly as :func:`append_only_trigger_sql`
+    made it, before the block returns; nothing outside the transaction ever sees it lifted
+    (SQLite: one writer at a time, the DDL is transactional; PostgreSQL: ``ALTER TABLE``
+    holds a lock that keeps other writers of the table waiting until commit). If the block
+    raises, the caller's rollback puts the trigger back. Never used on an audit log.
+
+    Args:
+        session: A session inside the transaction that deletes.
+        table: The append-only table (``labels``, the engine's ``reviews``).
+
+    Raises:
+        ValueError: ``table`` is not a plain table name, or is an audit log.
+    """
+    if not re.fullmatch(r"[a-z_]+", table) or table == "audit_log":
+        raise ValueError(f"deletes cannot be allowed on table {table!r}")
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.exec_driver_sql(f"DROP TRIGGER trg_{table}_no_delete")
+    elif dialect == "postgresql":
+        connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER trg_{table}_append_only")
+    yield
+    if dialect == "sqlite":
+        for statement in append_only_trigger_sql("sqlite", (table,), ""):
+            if f"trg_{table}_no_delete " in statement:
+                connection.exec_driver_sql(statement)
+    elif dialect == "postgresql":
+        connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER trg_{table}_append_only")

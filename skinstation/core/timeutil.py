@@ -48,3 +48,11 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         stored: datetime = value  # the DateTime implementation reads back a naive datetime
         return stored.replace(tzinfo=UTC)
+
+
+def years_before(moment: datetime, years: int) -> datetime:
+    """The same time on the same calendar day ``years`` years earlier (29 Feb becomes 28 Feb)."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)

@@ -16,11 +16,13 @@ from sqlalchemy import text
 
 from skinstation import __version__
 from skinstation.engine.accounts import routes as account_routes
+from skinstation.engine.accounts.throttle import LoginGuard
 from skinstation.engine.audit import routes as audit_routes
 from skinstation.engine.database import open_engine_database
 from skinstation.engine.deps import ERROR_HANDLERS, BodyLimitMiddleware, Db
 from skinstation.engine.ingest import routes as ingest_routes
 from skinstation.engine.models import routes as model_routes
+from skinstation.engine.openapi import install as document_errors
 from skinstation.engine.providers import routes as provider_routes
 from skinstation.engine.providers.classify import ClassifyService
 from skinstation.engine.retraining import routes as retraining_routes
@@ -53,6 +55,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                      daemon=True).start()
     yield
     app.state.classify.shutdown()
+    app.state.login_guard.shutdown()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,11 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.db = db
     app.state.classify = ClassifyService(db)
+    app.state.login_guard = LoginGuard(settings)
+    # One set of pixel limits for every image entry: station ingest uses classification's.
+    app.state.image_limits = app.state.classify.settings.limits
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web.router)
     for error_type, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(error_type, handler)
+    document_errors(app)  # every error status gets the body the engine really sends
 
     @app.get(f"{API_PREFIX}/health", tags=["health"])
     def health(db: Db) -> dict[str, str]:

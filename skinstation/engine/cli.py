@@ -174,40 +174,66 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figures(metrics: dict[str, Any] | None) -> str:
+    """``BA 0.812 / referral sens 0.903`` of a metrics summary (``-`` when none)."""
+    ba = (metrics or {}).get("balanced_accuracy")
+    sens = ((metrics or {}).get("referral") or {}).get("sensitivity")
+    if ba is None:
+        return "-"
+    return f"BA {ba:.3f}" + ("" if sens is None else f" / referral sens {sens:.3f}")
+
+
 @_reports_errors
 def cmd_models_list(args: argparse.Namespace) -> int:
-    """List model versions."""
+    """List model versions: the file's claimed test metrics and the gate's measured ones."""
     from skinstation.engine.models.service import list_versions
 
     for v in list_versions(_db(args)):
-        test = v.metrics.get("locked_test") or v.metrics.get("test") or {}
-        ba = test.get("balanced_accuracy")
-        sens = (test.get("referral") or {}).get("sensitivity")
-        figures = "" if ba is None else f"  BA {ba:.3f}" + (
-            "" if sens is None else f"  referral sens {sens:.3f}")
+        claimed = v.claimed_metrics.get("test")
+        measured = (v.gate_metrics or {}).get("locked_test")
         print(f"{'*' if v.deployed else ' '} {v.version}  {v.status}  parent "
-              f"{v.parent_version or '-'}  by {v.decided_by or v.created_by}{figures}")
+              f"{v.parent_version or '-'}  by {v.decided_by or v.created_by}  claimed "
+              f"{_figures(claimed)}  gate {_figures(measured) if measured else 'not run'}")
     return 0
 
 
 @_reports_errors
 def cmd_models_import(args: argparse.Namespace) -> int:
-    """Verify a model file, register it and (by default) deploy it."""
+    """Verify a model file and register it as a candidate (the first one is deployed)."""
     from skinstation.engine.accounts.service import cli_actor
-    from skinstation.engine.models.models import ModelStatus
-    from skinstation.engine.models.service import deploy, register_model
-    from skinstation.inference.model_file import load_model_file
+    from skinstation.engine.models.imports import import_model
 
-    load_model_file(args.file)  # refuses a truncated or tampered file
-    db = _db(args)
-    actor = cli_actor()
-    status = ModelStatus.CANDIDATE if args.no_deploy else ModelStatus.PROMOTED
-    info = register_model(db, Path(args.file), status=status, actor=actor)
-    print(f"registered {info.version} ({info.status})")
-    if not args.no_deploy:
-        signed = deploy(db, info.version, action="initial", actor=actor, reason=args.reason)
-        print(f"deployed as deployment {signed.manifest['deployment']}")
+    done = import_model(_db(args), Path(args.file), actor=cli_actor(), force=args.force,
+                        reason=args.reason)
+    version = done.version.version
+    if done.deployment is not None:
+        why = ("the first model" if done.how == "first"
+               else "forced past the promotion gate")
+        print(f"registered {version} and deployed it as deployment "
+              f"{done.deployment.manifest['deployment']} ({why})")
+    elif done.how == "known":
+        print(f"{version} is already registered ({done.version.status}); nothing changed")
+    else:
+        print(f"registered {version} as a candidate; stations keep the current model until "
+              f"it passes the gate: skinstation engine models gate {version}")
     return 0
+
+
+@_reports_errors
+def cmd_models_gate(args: argparse.Namespace) -> int:
+    """Run the promotion gate on a candidate; promote and deploy it if it passes."""
+    from skinstation.engine.accounts.service import cli_actor
+    from skinstation.engine.retraining.admission import gate_candidate
+
+    log = (lambda message: None) if args.quiet else print
+    outcome = gate_candidate(_db(args), args.version, actor=cli_actor(), log=log)
+    gate = outcome.report["gate"]
+    print(f"{outcome.version}: {outcome.outcome} (gate against "
+          f"{outcome.report['current_version']} on {outcome.report['locked_test_images']} "
+          f"locked-test images)")
+    for reason in gate["reasons"]:
+        print(f"  {reason}")
+    return 0 if outcome.outcome == "promoted" else 1
 
 
 @_reports_errors
@@ -296,13 +322,20 @@ def register_engine_commands(commands: Any) -> None:
 
     models = sub.add_parser("models", help="model versions").add_subparsers(
         dest="models_command", required=True)
-    models.add_parser("list", help="list versions (* = deployed)").set_defaults(
-        handler=cmd_models_list)
-    imported = models.add_parser("import", help="register (and deploy) a model file")
+    models.add_parser("list", help="list versions (* = deployed), claimed vs gate metrics"
+                      ).set_defaults(handler=cmd_models_list)
+    imported = models.add_parser(
+        "import", help="register a model file as a candidate (the first model is deployed)")
     imported.add_argument("file")
-    imported.add_argument("--no-deploy", action="store_true")
-    imported.add_argument("--reason", default="imported")
+    imported.add_argument("--force", action="store_true",
+                          help="deploy it to every station without the gate (needs --reason)")
+    imported.add_argument("--reason", help="why --force skips the gate (audited)")
     imported.set_defaults(handler=cmd_models_import)
+    gate = models.add_parser("gate", help="measure a candidate on the locked test set; "
+                             "promote and deploy it if it is not worse than the current one")
+    gate.add_argument("version")
+    gate.add_argument("--quiet", action="store_true", help="print only the verdict")
+    gate.set_defaults(handler=cmd_models_gate)
     back = models.add_parser("rollback", help="deploy the previous model again")
     back.add_argument("--to", help="version to deploy (default: the one before)")
     back.add_argument("--reason", default="rollback")

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from skinstation.core.files import private_dir, secure_tree
 from skinstation.core.images import ImageStore
 from skinstation.core.migrations import MigrationScripts, SessionScope
 from skinstation.core.sqlbase import create_database_engine
@@ -95,6 +96,11 @@ current_revision = MIGRATIONS.current
 def open_engine_database(settings: Settings, *, migrate: bool = True) -> EngineDatabase:
     """Open the engine database, creating folders and migrating to head.
 
+    The engine home and its storage are made owner-only first (0700 folders, 0600 files: the
+    database, the signing key, job files, model files; a looser one is fixed with a logged
+    warning). In the image store only the folders are checked: image files are always
+    written owner-only, and there may be millions of them.
+
     Args:
         settings: Supplies ``settings.engine`` (home, database URL, storage folder).
         migrate: Apply pending migrations (API workers started by ``serve`` skip it: the
@@ -102,10 +108,17 @@ def open_engine_database(settings: Settings, *, migrate: bool = True) -> EngineD
 
     Returns:
         The open database.
+
+    Raises:
+        UnsafePermissionsError: A file or folder is open to others and cannot be made
+            owner-only (another user owns it).
     """
     paths = EnginePaths.of(settings)
-    paths.home.mkdir(parents=True, exist_ok=True)
-    paths.storage.mkdir(parents=True, exist_ok=True)
+    for folder in (paths.home, paths.storage, paths.images, paths.models):
+        private_dir(folder)
+    secure_tree(paths.home, folders_only=[paths.images])
+    if not paths.storage.absolute().is_relative_to(paths.home.absolute()):
+        secure_tree(paths.storage, folders_only=[paths.images])
     engine = create_database_engine(paths.database_url)
     if migrate:
         MIGRATIONS.upgrade(engine)

@@ -1,4 +1,8 @@
-"""Request plumbing: the database, who is calling, body-size limits and error responses."""
+"""Request plumbing: the database, who is calling, typed parameters, limits and error responses.
+
+Path and query integers use :data:`RowId`, :data:`Cursor` and :data:`Limit`, so a value no
+database column holds is refused with 422 before any query runs.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DataError, StatementError
 
-from skinstation.core.images import ImageError
+from skinstation.core.images import ImageError, ImageLimits
+from skinstation.core.validation import MAX_DB_INTEGER
 from skinstation.engine.accounts import service as accounts
 from skinstation.engine.accounts.models import AccountRole
 from skinstation.engine.accounts.service import AccountPrincipal
@@ -42,6 +48,24 @@ def get_db(request: Request) -> EngineDatabase:
 
 
 Db = Annotated[EngineDatabase, Depends(get_db)]
+
+
+def get_image_limits(request: Request) -> ImageLimits:
+    """The pixel sizes every image entering the engine must keep (classification's settings)."""
+    limits: ImageLimits = request.app.state.image_limits
+    return limits
+
+
+Limits = Annotated[ImageLimits, Depends(get_image_limits)]
+
+RowId = Annotated[int, Path(ge=1, le=MAX_DB_INTEGER, description="a row id")]
+"""A row id in a path: 422 (not a database error) when it cannot be an id."""
+Cursor = Annotated[int, Query(ge=0, le=MAX_DB_INTEGER,
+                              description="only rows with a larger id (0: from the start)")]
+"""The id a page of rows starts after."""
+Limit = Annotated[int, Query(ge=1, le=MAX_DB_INTEGER,
+                             description="most rows to return (capped by the route)")]
+"""How many rows a page may hold; each route caps it at its own maximum."""
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None, request: Request) -> str:
@@ -95,9 +119,32 @@ async def image_error_response(_request: Request, error: Exception) -> JSONRespo
     return JSONResponse({"detail": f"engine storage error: {error}"}, status_code=500)
 
 
+async def out_of_range_response(request: Request, error: Exception) -> JSONResponse:
+    """A value the database cannot hold got past validation: 422, not 500 (the last line).
+
+    Validation refuses such values first (:mod:`skinstation.protocol.fields`, :data:`RowId`);
+    this answers for any field it does not yet cover.
+
+    Covers :class:`sqlalchemy.exc.DataError` (PostgreSQL: integer out of range, NUL in text),
+    :class:`OverflowError` (SQLite: integer too large) and a statement whose parameter could
+    not be converted for that reason. The transaction was rolled back: nothing is stored.
+    """
+    if (isinstance(error, StatementError) and not isinstance(error, DataError)
+            and not isinstance(error.orig, OverflowError)):
+        raise error  # another statement error: a server fault, reported as 500
+    cause = error.orig if isinstance(error, StatementError) else error
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
+    log.warning("refused %s %s: value out of range (%s)", request.method, request.url.path,
+                type(cause).__name__)
+    return JSONResponse({"detail": f"a value in the request cannot be stored by the engine's "
+                                   f"database ({reason}); nothing stored"}, status_code=422)
+
+
 ERROR_HANDLERS: dict[type[Exception], Any] = {
     EngineError: engine_error_response,
     ImageError: image_error_response,
+    StatementError: out_of_range_response,
+    OverflowError: out_of_range_response,
 }
 
 ASGIApp = Callable[..., Awaitable[None]]

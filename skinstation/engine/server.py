@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from pathlib import Path
 
+from skinstation.core.files import UnsafePermissionsError, private_file
 from skinstation.core.network import is_loopback
 from skinstation.engine.accounts.service import cli_actor
 from skinstation.engine.database import open_engine_database
@@ -29,6 +31,27 @@ def prepare(settings: Settings) -> str:
         return ensure_signing_key(db, actor=cli_actor())
     finally:
         db.dispose()
+
+
+def check_tls_key(path: Path) -> Path:
+    """Make the TLS private key file owner-only (fixed with a logged warning) or refuse it.
+
+    A symbolic link (e.g. certbot's ``live/`` folder) is checked at its target.
+
+    Returns:
+        The checked file.
+
+    Raises:
+        InvalidError: The file is missing, or open to others and owned by another user.
+    """
+    target = Path(path).expanduser().resolve()
+    if not target.is_file():
+        raise InvalidError(f"TLS key file {path} not found")
+    try:
+        private_file(target)
+    except UnsafePermissionsError as error:
+        raise InvalidError(f"refusing the TLS key: {error}") from error
+    return target
 
 
 def serve(
@@ -52,8 +75,9 @@ def serve(
     threads per worker (default: cores / workers), from ``SKINSTATION_ENGINE_CLASSIFY_*``.
 
     Raises:
-        InvalidError: Plain HTTP on a non-loopback address without ``allow_plain_http``, or
-            only one of the certificate and key files.
+        InvalidError: Plain HTTP on a non-loopback address without ``allow_plain_http``,
+            only one of the certificate and key files, or a TLS key others may read that
+            cannot be made owner-only (see :func:`check_tls_key`).
     """
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise InvalidError("give both --ssl-certfile and --ssl-keyfile")
@@ -62,6 +86,8 @@ def serve(
             f"refusing plain HTTP on {host}: give --ssl-certfile/--ssl-keyfile, or "
             "--allow-plain-http when a TLS-terminating load balancer is in front"
         )
+    if ssl_keyfile:
+        check_tls_key(Path(ssl_keyfile))
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 

@@ -9,14 +9,15 @@ from skinstation.engine.audit import models as audit_models
 from skinstation.engine.base import APPEND_ONLY_TABLES, Base
 from skinstation.engine.ingest import models as ingest_models
 from skinstation.engine.models import models as model_registry_models
+from skinstation.engine.patients import models as patients_models
 from skinstation.engine.providers import models as providers_models
 from skinstation.engine.retraining import models as retraining_models
 from skinstation.engine.review import models as review_models
 from skinstation.engine.stations import models as stations_models
 
 DOMAIN_TABLE_MODULES = (
-    accounts_models, audit_models, ingest_models, model_registry_models, providers_models,
-    retraining_models, review_models, stations_models,
+    accounts_models, audit_models, ingest_models, model_registry_models, patients_models,
+    providers_models, retraining_models, review_models, stations_models,
 )
 
 __all__ = ["APPEND_ONLY_TABLES", "DOMAIN_TABLE_MODULES", "Base"]

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skinstation.protocol.fields import DbInt, Line, Note
+
 StationEventKind = Literal["model_installed", "model_refused"]
 
 
@@ -17,8 +19,8 @@ class _Request(BaseModel):
 class EnrollRequest(_Request):
     """A station's one-time enrollment."""
 
-    code: str = Field(min_length=4, max_length=64, description="one-time enrollment code")
-    station_ref: str = Field(min_length=1, max_length=64, description="the station's own id")
+    code: Line = Field(min_length=4, max_length=64, description="one-time enrollment code")
+    station_ref: Line = Field(min_length=1, max_length=64, description="the station's own id")
 
 
 class EnrollResponse(BaseModel):
@@ -51,9 +53,9 @@ class StationEvent(_Request):
     """Something a station reports (kept in the engine's audit log)."""
 
     kind: StationEventKind
-    version: str | None = Field(default=None, max_length=64)
-    deployment: int | None = None
-    detail: str = Field(default="", max_length=2000)
+    version: Line | None = Field(default=None, max_length=64)
+    deployment: DbInt | None = None
+    detail: Note = Field(default="", max_length=2000)
 
 
 class StationIdentity(BaseModel):

@@ -58,6 +58,8 @@ class AuditAction(StrEnum):
     REVIEW_QUEUE_VIEWED = "review_queue.viewed"
     AUDIT_LOG_VIEWED = "audit_log.viewed"
     SETTINGS_CHANGED = "settings.changed"
+    BACKUP_CREATED = "backup.created"
+    BACKUP_RESTORED = "backup.restored"
 
 
 APPEND_ONLY_MODELS: tuple[type, ...] = (AuditEvent, Label)

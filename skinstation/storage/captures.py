@@ -15,7 +15,8 @@ from skinstation.storage.models import Capture, OutboxEntry, OutboxState, Visit
 from skinstation.storage.validation import (
     active_operator,
     get_or_raise,
-    require_aware,
+    require_db_integer,
+    require_plausible_time,
     require_text,
 )
 
@@ -49,20 +50,21 @@ class CaptureDetails:
         """Validate and normalise the details.
 
         Raises:
-            ValueError: On an empty or too long text, a naive time, or half a multispectral
+            ValueError: On an empty or too long text or one with control characters, a naive
+                time or one outside the years 1900-2200, or a bad or half a multispectral
                 position.
         """
         if (multispectral_group_id is None) != (multispectral_index is None):
             raise ValueError("give both multispectral_group_id and multispectral_index, or neither")
-        if multispectral_index is not None and multispectral_index < 0:
-            raise ValueError(f"multispectral_index must be >= 0, got {multispectral_index}")
+        if multispectral_index is not None:
+            require_db_integer(multispectral_index, "multispectral_index")
         return cls(
             band=require_text(band, "band", 32),
             body_site=require_text(body_site, "body_site", 64),
             device_id=require_text(device_id, "device_id", 128),
             operator_id=operator_id,
-            access_time=require_aware(access_time, "access_time"),
-            capture_time=require_aware(capture_time, "capture_time"),
+            access_time=require_plausible_time(access_time, "access_time"),
+            capture_time=require_plausible_time(capture_time, "capture_time"),
             multispectral_group_id=(
                 None
                 if multispectral_group_id is None

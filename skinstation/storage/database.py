@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from skinstation.core.files import secure_tree
 from skinstation.core.images import ImageStore
 from skinstation.core.migrations import MigrationScripts, SessionScope
 from skinstation.core.sqlbase import create_database_engine as create_station_engine
@@ -66,6 +67,10 @@ def init_database(
 ) -> Database:
     """Open the station database: create folders, migrate to head, recover from crashes.
 
+    The station home and everything in it (database, images, keys, models, caches) are made
+    owner-only first: 0700 folders and 0600 files, a looser one fixed with a logged warning.
+    The engine's home, when it lies inside the station's, is left to the engine.
+
     Args:
         settings: Supplies ``database_url``, ``images_dir`` and ``station_id``.
         run_recovery: Run :func:`~skinstation.storage.recovery.recover` (default on).
@@ -73,13 +78,32 @@ def init_database(
             in another process may be about to commit them).
 
     Returns:
-        The open database.
+        The open database. With ``settings.retention_years`` set, captures past the retention
+        period have been erased (at most once a day, see :mod:`skinstation.storage.erasure`).
+
+    Raises:
+        UnsafePermissionsError: A file or folder in the home is open to others and cannot be
+            made owner-only (another user owns it).
     """
-    settings.home.mkdir(parents=True, exist_ok=True)
+    secure_tree(settings.home, skip=[settings.engine.home or settings.home / "engine"])
     engine = create_station_engine(settings.database_url)
     upgrade_to_head(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     install_append_only_guard(sessions)
     images = ImageStore(settings.images_dir)
     report = recover(settings, engine=engine, grace=orphan_grace) if run_recovery else None
-    return Database(settings, engine, sessions, images, report)
+    database = Database(settings, engine, sessions, images, report)
+    if settings.retention_years:
+        _retention_at_start_up(database)
+    return database
+
+
+def _retention_at_start_up(database: Database) -> None:
+    """Apply the retention period if it did not run today (a failure never stops start-up)."""
+    from skinstation.core.timeutil import utc_now
+    from skinstation.storage.erasure import run_retention_if_due  # it imports this module
+
+    try:
+        run_retention_if_due(database, utc_now())
+    except Exception:
+        log.exception("retention at start-up failed; it is tried again by the sync thread")

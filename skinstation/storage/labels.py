@@ -43,7 +43,7 @@ class LabelHistory:
 
 
 def _note(note: str | None) -> str | None:
-    return None if note is None else require_text(note, "note", 2000)
+    return None if note is None else require_text(note, "note", 2000, multiline=True)
 
 
 def add_operator_label(

@@ -7,15 +7,19 @@ same on SQLite and PostgreSQL. The schema is created by the Alembic migrations i
 
 Append-only tables: ``audit_log`` and ``labels`` (database triggers refuse UPDATE/DELETE,
 and the session guard in :mod:`skinstation.storage.audit` refuses them before they reach SQL).
+Only erasure (:mod:`skinstation.storage.erasure`) deletes labels, lifting their trigger for its
+own transaction; the audit log is never changed.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -36,6 +40,7 @@ from skinstation.core.sqlbase import (
 from skinstation.core.triage import INDETERMINATE as INDETERMINATE
 from skinstation.core.triage import NOT_ASSESSABLE as NOT_ASSESSABLE
 from skinstation.core.triage import SKIN_CANCER as SKIN_CANCER
+from skinstation.protocol.erasures import ErasureReason as ErasureReason
 
 
 class Role(StrEnum):
@@ -54,10 +59,22 @@ class LabelKind(StrEnum):
 
 
 class OutboxState(StrEnum):
-    """Sync state of a capture waiting to go to the central engine."""
+    """Sync state of a capture waiting to go to the central engine.
+
+    ``refused``: the engine refused it for good (a 4xx, or a server error too many times), or
+    the local record cannot be sent; set aside with its reason until an administrator retries.
+    """
 
     PENDING = "pending"
     SENT = "sent"
+    CONFIRMED = "confirmed"
+    REFUSED = "refused"
+
+
+class ErasureState(StrEnum):
+    """Whether the engine has confirmed an erasure (then the pseudonym is forgotten)."""
+
+    PENDING = "pending"
     CONFIRMED = "confirmed"
 
 
@@ -94,6 +111,7 @@ class Visit(Base):
     """One sitting of a patient at the station with an operator."""
 
     __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_uid", "uid", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -101,6 +119,9 @@ class Visit(Base):
     station_id: Mapped[str] = mapped_column(String(64))
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # The visit's identity at the engine: a UUID, so a station restored from a backup never
+    # reuses one (visits made before migration 0004 keep their old ref, str(id)).
+    uid: Mapped[str | None] = mapped_column(String(36), insert_default=lambda: str(uuid.uuid4()))
 
 
 class Capture(Base):
@@ -213,6 +234,8 @@ class OutboxEntry(Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
+    server_errors: Mapped[int] = mapped_column(default=0)
+    refused_at: Mapped[datetime | None]
 
 
 class EngineReview(Base):
@@ -241,3 +264,26 @@ class SyncState(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class Erasure(Base):
+    """An erasure done on this station, queued for the engine until it confirms.
+
+    ``pseudonym`` names the erased patient to the engine and is set NULL once the engine
+    confirms; ``capture_uids`` are the erased captures' random uids (nothing links them to
+    anyone once the rows are gone). A retention erasure has no pseudonym.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (
+        CheckConstraint(in_values("reason", ErasureReason), name="reason"),
+        CheckConstraint(in_values("state", ErasureState), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requested_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(32))
+    pseudonym: Mapped[str | None] = mapped_column(String(64))
+    capture_uids: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    confirmed_at: Mapped[datetime | None]

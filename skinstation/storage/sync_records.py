@@ -9,6 +9,9 @@
   Receiving the same engine review twice keeps it once.
 * :meth:`SyncRecords.get` / :meth:`SyncRecords.put`: small named values (cursors, the installed
   model's deployment) in ``sync_state``.
+
+The engine's confirmation of an upload, with its ``capture.uploaded`` audit row, is written by
+:meth:`skinstation.storage.outbox.Outbox.mark_confirmed` in one transaction.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ from skinstation.storage.validation import get_or_raise, require_label_code, req
 ENGINE_REVIEWER_PREFIX = "@engine:"
 UNUSABLE_PASSWORD_HASH = "!engine-reviewer-no-login"  # noqa: S105 - a marker, not a password
 REVIEW_RECEIVED = "review.received"
-CAPTURE_UPLOADED = "capture.uploaded"
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class SyncRecords(AuditedStore):
                     multispectral_index=capture.multispectral_index,
                 ),
                 session=SessionPart(
-                    ref=str(visit.id),
+                    ref=visit.uid or str(visit.id),
                     operator=usernames.get(visit.operator_id, str(visit.operator_id)),
                     opened_at=visit.opened_at,
                     closed_at=visit.closed_at,
@@ -172,12 +174,6 @@ class SyncRecords(AuditedStore):
             )
         image = self.database.images.read(capture.image_ref, capture.image_sha256)
         return CaptureUpload(capture_id, document, image)
-
-    def record_uploaded(self, capture_id: int, engine_capture_id: int, duplicate: bool) -> None:
-        """Audit that the engine confirmed a capture (``duplicate``: it already had it)."""
-        detail = {"engine_capture_id": engine_capture_id, "duplicate": duplicate}
-        self.audit(None, CAPTURE_UPLOADED, entity_type="capture", entity_id=capture_id,
-                   detail=detail)
 
     # -- reviews from the engine -----------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""Storage-side argument checks: rows that must exist and be active (plain checks: core)."""
+"""Storage-side argument checks: rows that must exist and be active (plain checks: core).
+
+The plain checks are the engine's too (its wire contract uses them): text without control
+characters (a note may hold line breaks), plausible times, integers a database column holds.
+Every value a person or device enters passes them before it is written.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,12 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from skinstation.core.validation import LABEL_CODE as LABEL_CODE
+from skinstation.core.validation import MAX_DB_INTEGER as MAX_DB_INTEGER
+from skinstation.core.validation import reject_control_characters as reject_control_characters
 from skinstation.core.validation import require_aware as require_aware
+from skinstation.core.validation import require_db_integer as require_db_integer
 from skinstation.core.validation import require_label_code as require_label_code
+from skinstation.core.validation import require_plausible_time as require_plausible_time
 from skinstation.core.validation import require_probabilities as require_probabilities
 from skinstation.core.validation import require_text as require_text
 from skinstation.storage.errors import InactiveOperatorError, NotFoundError

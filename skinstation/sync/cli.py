@@ -1,6 +1,7 @@
-"""``skinstation sync ...``: enroll with a code, sync once, run in the foreground, status.
+"""``skinstation sync ...``: enroll, sync once, run in the foreground, status, retry refused.
 
-Received models are installed with the station's ``ModelManager`` (verify, load, switch).
+``retry`` puts the captures the engine refused back in the queue (after a fix). Received
+models are installed with the station's ``ModelManager`` (verify, load, switch).
 """
 
 from __future__ import annotations
@@ -103,6 +104,23 @@ def register_sync_commands(commands: argparse._SubParsersAction[argparse.Argumen
         runner.stop()
         return 0
 
+    def cmd_retry(args: argparse.Namespace) -> int:
+        from skinstation.storage import StorageError
+
+        runner = _runner(args, installer_factory)
+        try:
+            retried = runner.retry_refused(args.capture)
+        except StorageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if not retried:
+            print("no refused captures")
+        else:
+            print(f"put back {len(retried)} refused capture(s): "
+                  f"{', '.join(str(capture_id) for capture_id in retried)}; they are sent at "
+                  "the next sync round")
+        return 0
+
     def cmd_forget(args: argparse.Namespace) -> int:
         settings = _settings(args)
         CredentialStore(settings.station_id).delete()
@@ -124,3 +142,7 @@ def register_sync_commands(commands: argparse._SubParsersAction[argparse.Argumen
         command = sub.add_parser(name, help=text)
         command.add_argument("--ca-bundle", help="CA certificate of the engine (PEM)")
         command.set_defaults(handler=handler)
+    retry = sub.add_parser("retry", help="put the captures the engine refused back in the queue")
+    retry.add_argument("--capture", type=int, metavar="ID",
+                       help="only this local capture id (default: every refused one)")
+    retry.set_defaults(handler=cmd_retry)

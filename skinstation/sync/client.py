@@ -1,7 +1,8 @@
 """Typed calls to the engine API, with the errors the sync logic needs to tell apart.
 
-* :class:`EngineUnreachableError`: network down, timeout, or a 5xx that outlasted the retries
-  — try again later, nothing is wrong with the data.
+* :class:`EngineUnreachableError`: network down, timeout, or a malformed answer — try again
+  later, nothing is wrong with the data. :class:`EngineServerError` (a subclass): a 5xx that
+  outlasted the retries, with its status (the push counts these per capture).
 * :class:`CredentialRejectedError`: 401 — the token is wrong or revoked; stop syncing.
 * :class:`EngineRejectedError`: another 4xx — the engine refuses this request (e.g. a corrupt
   capture: 422, other bytes under a known uid: 409).
@@ -44,6 +45,14 @@ class EngineUnreachableError(SyncError):
     """The engine could not be reached or answered with a server error (retry later)."""
 
 
+class EngineServerError(EngineUnreachableError):
+    """The engine answered with a server error (5xx) after the retries."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class EngineRejectedError(SyncError):
     """The engine refused the request (4xx other than 401)."""
 
@@ -79,6 +88,11 @@ class EngineClient:
         """Close pooled connections."""
         self.session.close()
 
+    def _drop_connections(self) -> None:
+        """Close the pooled connections; the next request opens a fresh one."""
+        for adapter in self.session.adapters.values():
+            adapter.close()
+
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.base}{API_PREFIX}{path}"
         try:
@@ -92,8 +106,11 @@ class EngineClient:
         except requests.exceptions.RequestException as error:
             raise EngineUnreachableError(f"engine {self.base} unreachable: {error}") from None
         if response.status_code >= 500:
-            raise EngineUnreachableError(
-                f"engine error {response.status_code} on {method} {path}: {_detail(response)}")
+            detail = _detail(response)
+            self._drop_connections()  # the server may be closing this one (see transport)
+            raise EngineServerError(
+                response.status_code,
+                f"engine error {response.status_code} on {method} {path}: {detail}")
         if response.status_code == 401:
             raise CredentialRejectedError(401, _detail(response))
         if response.status_code >= 400:

@@ -1,9 +1,10 @@
-"""The station's engine credential, kept only in the OS keyring.
+"""The station's engine credential, kept only in a secure keyring.
 
 The bearer token and the engine's public signing key pinned at enrollment are stored as one
 JSON entry under service ``skinstation-sync`` and user = the station's ``station_id`` — never in
-the station database or the settings file. Any ``keyring`` backend works (Secret Service,
-macOS Keychain, Windows Credential Locker; a keyrings.alt file backend on headless machines).
+the station database or the settings file. The keyring is the OS one (Secret Service, macOS
+Keychain, Windows Credential Locker) or, on a headless station, SkinStation's encrypted file
+keyring (see :mod:`skinstation.core.keystore`); plaintext, fail and null keyrings are refused.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-import keyring
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError, PasswordDeleteError
+
+from skinstation.core.keystore import default_keyring, require_secure
 
 SERVICE = "skinstation-sync"
 
@@ -52,7 +54,8 @@ class CredentialStore:
 
     Args:
         station_ref: The station's ``station_id`` setting (the keyring user name).
-        backend: A keyring backend; the system's default (``keyring.get_keyring()``) if None.
+        backend: A keyring backend (refused if insecure); SkinStation's default keyring
+            (:func:`~skinstation.core.keystore.default_keyring`) if None.
     """
 
     def __init__(self, station_ref: str, backend: KeyringBackend | None = None) -> None:
@@ -60,7 +63,7 @@ class CredentialStore:
         self.backend = backend
 
     def _keyring(self) -> KeyringBackend:
-        return self.backend or keyring.get_keyring()
+        return default_keyring() if self.backend is None else require_secure(self.backend)
 
     def load(self) -> StationCredential | None:
         """The stored credential, or ``None`` if the station is not enrolled.

@@ -6,6 +6,7 @@ The UI's sync panel uses::
     runner.start()            # background thread, never blocks the caller
     runner.status()           # SyncStatus snapshot: queue length, last success, last error...
     runner.sync_now()         # wake the thread for an immediate round
+    runner.retry_refused()    # put the captures the engine refused back in the queue
     runner.stop()
 
 ``on_status`` is called from the sync thread after every change; a Qt UI must hand the snapshot
@@ -68,7 +69,8 @@ class SyncStatus:
         next_attempt_at: When the background thread tries again.
         model_version: Engine model installed on this station (``None``: the bundled one).
         model_deployment: Its deployment number.
-        refused_captures: Local capture ids the engine refused, with the reason.
+        refused_captures: Local capture ids set aside as refused (by the engine, or unusable
+            here), with the reason; they wait for :meth:`SyncRunner.retry_refused`.
     """
 
     state: str
@@ -144,13 +146,13 @@ class SyncRunner:
         self._failures = 0
         self._last_attempt: datetime | None = None
         self._next_attempt: datetime | None = None
-        self._refused: dict[int, str] = {}
 
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> SyncStatus:
         """A snapshot of the sync state (cheap; safe from any thread)."""
         counts = self.outbox.counts()
+        refused = {entry.capture_id: entry.last_error or "" for entry in self.outbox.refused()}
         try:
             enrolled = self.credentials.load() is not None
         except CredentialError:
@@ -169,7 +171,7 @@ class SyncRunner:
                 consecutive_failures=self._failures, next_attempt_at=self._next_attempt,
                 model_version=self.records.get(INSTALLED_VERSION),
                 model_deployment=installed_deployment(self.records),
-                refused_captures=dict(self._refused),
+                refused_captures=refused,
             )
 
     def _set_state(self, state: str) -> None:
@@ -212,7 +214,6 @@ class SyncRunner:
         try:
             pushed = push_outbox(self.settings, self.records, self.outbox, client,
                                  now=self.clock(), stop=self._stop)
-            self._refused = pushed.refused
             pull_reviews(self.records, client)
             if self.installer is not None:
                 pull_model(self.records, client, credential, self.installer,
@@ -222,6 +223,32 @@ class SyncRunner:
         if pushed.refused:
             raise SyncError(f"{len(pushed.refused)} capture(s) refused by the engine; first: "
                             f"{next(iter(pushed.refused.values()))}")
+        if pushed.server_errors:
+            raise SyncError(
+                f"{len(pushed.server_errors)} capture(s) got a server error from the engine "
+                f"(set aside after {self.settings.sync.max_server_errors}); first: "
+                f"{next(iter(pushed.server_errors.values()))}")
+
+    def retry_refused(self, capture_id: int | None = None, *,
+                      actor_id: int | None = None) -> list[int]:
+        """Put refused captures back in the queue (after a fix) and wake the sync thread.
+
+        Args:
+            capture_id: Only this capture (every refused one if None).
+            actor_id: The operator who asked (audited; None: the command line).
+
+        Returns:
+            The capture ids put back, oldest first.
+
+        Raises:
+            NotFoundError: ``capture_id`` is not in the outbox.
+            StorageError: ``capture_id`` is not refused.
+        """
+        retried = self.outbox.retry_refused(capture_id, actor_id=actor_id)
+        if retried:
+            self.sync_now()
+            self._notify()
+        return retried
 
     def _succeeded(self) -> None:
         self._failures = 0

@@ -5,15 +5,22 @@
   turning verification off.
 * Each request is retried by urllib3's ``Retry`` on connection errors, read errors and 429/5xx
   answers, waiting ``backoff_seconds * 2**n`` between tries. Uploads can be retried safely:
-  the engine stores a capture once, whatever the number of attempts.
+  the engine stores a capture once, whatever the number of attempts. A connection that brought
+  a server error is not reused: servers may close it right after the answer (uvicorn does after
+  an unhandled exception), and a retry on it would fail as "remote end closed", hiding the
+  server error behind a network error.
 """
 
 from __future__ import annotations
 
+from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from skinstation.core.network import is_loopback as is_loopback
@@ -52,11 +59,28 @@ def check_engine_url(url: str, *, verify_tls: bool = True) -> str:
     return url.rstrip("/")
 
 
+class FreshAfterServerError(Retry):
+    """urllib3's ``Retry`` that closes the connection of a server error it retries."""
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                  _pool: ConnectionPool | None = None,
+                  _stacktrace: TracebackType | None = None) -> Self:
+        """See :meth:`urllib3.util.retry.Retry.increment`."""
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None and response.status >= 500:
+            connection = response.connection
+            response.drain_conn()  # the answer is read and the connection back in the pool ...
+            if connection is not None:
+                connection.close()  # ... closed, so the pool opens a fresh one for the retry
+        return retry
+
+
 def build_session(settings: SyncSettings, *, retries: int | None = None) -> requests.Session:
     """A ``requests`` session with retries/backoff and TLS verification configured."""
     check_engine_url(settings.engine_url, verify_tls=settings.verify_tls)
     count = settings.retries if retries is None else retries
-    retry = Retry(
+    retry = FreshAfterServerError(
         total=count, connect=count, read=count, status=count, other=0,
         backoff_factor=settings.backoff_seconds, backoff_max=max(1.0, settings.interval_seconds),
         status_forcelist=RETRY_STATUSES, allowed_methods=None, raise_on_status=False,

@@ -1,16 +1,18 @@
 """The tiny protocol the sync status panel reads (the sync package provides the real one).
 
 Any object with a ``status()`` method qualifies; ``status()`` returns something with the
-attributes (or mapping keys) ``queue_length``, ``last_success`` and ``last_error``, e.g. a
-:class:`SyncStatus`. If the object also has ``sync_now()``, the panel offers a "Sync now"
-button. Both are called in a worker thread, never on the GUI thread.
+attributes (or mapping keys) ``queue_length``, ``last_success``, ``last_error`` and optionally
+``refused_captures`` (capture id → reason), e.g. a :class:`SyncStatus`. If the object also has
+``sync_now()``, the panel offers a "Sync now" button; if it has ``retry_refused(session)``
+(puts refused captures back in the queue, checking the session may), administrators get a
+"Retry refused" button. All are called in a worker thread, never on the GUI thread.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -22,11 +24,14 @@ class SyncStatus:
         queue_length: Captures waiting in the outbox.
         last_success: When the last sync succeeded (aware datetime), or None.
         last_error: The last error's message, or None after a success.
+        refused_captures: Captures set aside as refused (capture id → reason), waiting for an
+            administrator to retry them after a fix.
     """
 
     queue_length: int
     last_success: dt.datetime | None = None
     last_error: str | None = None
+    refused_captures: Mapping[int, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, value: Any) -> SyncStatus:
@@ -34,7 +39,9 @@ class SyncStatus:
         if isinstance(value, SyncStatus):
             return value
         get = value.get if isinstance(value, Mapping) else lambda k, d=None: getattr(value, k, d)
-        return cls(int(get("queue_length", 0) or 0), get("last_success"), get("last_error"))
+        refused = get("refused_captures") or {}
+        return cls(int(get("queue_length", 0) or 0), get("last_success"), get("last_error"),
+                   {int(capture_id): str(reason) for capture_id, reason in refused.items()})
 
 
 @runtime_checkable

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from skinstation.engine.accounts import service as accounts
 from skinstation.engine.accounts.models import AccountRole
 from skinstation.engine.accounts.schemas import AccountIn, AccountOut, LoginRequest, LoginResponse
+from skinstation.engine.accounts.throttle import LoginGuard
 from skinstation.engine.deps import (
     ACCOUNT_AUTH_ERRORS,
     ADMIN,
@@ -20,7 +23,9 @@ admin_router = APIRouter(prefix="/admin", tags=["admin"])
 router = APIRouter(tags=["review"])
 
 
-@admin_router.post("/accounts", response_model=AccountOut, status_code=201, responses=ADMIN_ERRORS)
+@admin_router.post("/accounts", response_model=AccountOut, status_code=201,
+                   responses={**ADMIN_ERRORS, 409: {"description": "the username is taken"},
+                              422: {"description": "a bad field, or a weak password"}})
 def create_account(body: AccountIn, account: Account, db: Db) -> AccountOut:
     """Create an administrator or dermatologist account."""
     account.require(ADMIN)
@@ -30,12 +35,29 @@ def create_account(body: AccountIn, account: Account, db: Db) -> AccountOut:
                       display_name=created.display_name, role=created.role.value)
 
 
+def login_guard(request: Request) -> LoginGuard:
+    """The app's login throttle and hashing pool."""
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
+
+
+Guard = Annotated[LoginGuard, Depends(login_guard)]
+
+
 @router.post("/auth/login", response_model=LoginResponse,
              responses={401: {"description": "wrong username or password"},
-                        423: {"description": "account locked"}})
-def login(body: LoginRequest, db: Db) -> LoginResponse:
-    """Log in with an engine account; returns a bearer token."""
-    return accounts.login(db, body.username, body.password)
+                        423: {"description": "account locked"},
+                        429: {"description": "too many failed logins from this address or "
+                                             "for this username; see Retry-After"},
+                        503: {"description": "too many logins in progress; see Retry-After"}})
+async def login(body: LoginRequest, request: Request, db: Db, guard: Guard) -> LoginResponse:
+    """Log in with an engine account; returns a bearer token.
+
+    The password is checked in the login pool, not on the event loop (see
+    :mod:`skinstation.engine.accounts.throttle`).
+    """
+    client = request.client.host if request.client is not None else None
+    return await guard.login(db, body.username, body.password, client)
 
 
 @router.post("/auth/logout", status_code=204, responses=ACCOUNT_AUTH_ERRORS)

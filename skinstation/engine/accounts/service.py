@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import getpass
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
@@ -124,6 +124,12 @@ def create_account(
 def login(db: EngineDatabase, username: str, password: str) -> LoginResponse:
     """Check a password and open an API login.
 
+    The argon2 check runs between two short transactions, never inside one: a transaction
+    held for it would keep a database connection (and on SQLite the write lock) from every
+    other request, ``/health`` included, for as long as logins keep coming. What the first
+    transaction read is checked again in the second (a lock, a password change or a
+    disabled account in between wins).
+
     Returns:
         The bearer token (shown once), when it expires, and the account's username and role.
 
@@ -132,25 +138,27 @@ def login(db: EngineDatabase, username: str, password: str) -> LoginResponse:
         LockedError: Too many failed attempts; says until when.
     """
     name = normalise_username(username)
-    policy = db.settings.auth
-    now = utc_now()
     with db.transaction() as session:
-        account = session.scalar(select(Account).where(Account.username == name))
+        found = session.execute(select(Account.id, Account.password_hash, Account.locked_until)
+                                .where(Account.username == name)).first()
+    if found is not None and found.locked_until is not None and found.locked_until > utc_now():
+        raise _locked(db, found.locked_until)
+    checked = found.password_hash if found is not None else _dummy_hash()
+    matches = verify_password(_HASHER, checked, password)  # unknown users take as long
+    with db.transaction() as session:
+        account = None if found is None else session.get(Account, found.id, with_for_update=True)
+        now = utc_now()
         if account is None:
-            verify_password(_HASHER, _dummy_hash(), password)  # same time as a real check
             audit.record(session, f"anonymous:{name}"[:128], "login.failed", None, None,
                          {"reason": "unknown user"})
             failure: UnauthorizedError | LockedError = UnauthorizedError(
                 "wrong username or password")
         elif account.locked_until is not None and account.locked_until > now:
-            failure = LockedError(
-                f"account locked after {policy.max_failed_logins} failed logins until "
-                f"{account.locked_until.isoformat(timespec='seconds')}"
-            )
-        elif not verify_password(_HASHER, account.password_hash, password) or account.disabled:
+            failure = _locked(db, account.locked_until)  # locked while this one was checked
+        elif not matches or account.disabled or account.password_hash != checked:
             account.failed_login_count += 1
-            if account.failed_login_count >= policy.max_failed_logins:
-                account.locked_until = now + timedelta(minutes=policy.lockout_minutes)
+            if account.failed_login_count >= db.settings.auth.max_failed_logins:
+                account.locked_until = now + timedelta(minutes=db.settings.auth.lockout_minutes)
                 account.failed_login_count = 0
             audit.record(session, f"account:{name}", "login.failed", "account", account.id,
                          {"reason": "disabled" if account.disabled else "wrong password"})
@@ -165,6 +173,11 @@ def login(db: EngineDatabase, username: str, password: str) -> LoginResponse:
             return LoginResponse(token=token, expires_at=expires, username=account.username,
                                  role=AccountRole(account.role).value)
     raise failure
+
+
+def _locked(db: EngineDatabase, until: datetime) -> LockedError:
+    return LockedError(f"account locked after {db.settings.auth.max_failed_logins} failed "
+                       f"logins until {until.isoformat(timespec='seconds')}")
 
 
 def authenticate(db: EngineDatabase, token: str) -> AccountPrincipal:

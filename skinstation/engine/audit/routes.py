@@ -10,7 +10,9 @@ from skinstation.engine.deps import (
     ADMIN,
     ADMIN_ERRORS,
     Account,
+    Cursor,
     Db,
+    Limit,
 )
 
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
@@ -18,7 +20,7 @@ admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
 @admin_router.get("/audit", response_model=list[AuditOut], responses=ADMIN_ERRORS)
 def audit_log(account: Account, db: Db, actor: str | None = None, action: str | None = None,
-              after: int = 0, limit: int = 1000) -> list[AuditOut]:
+              after: Cursor = 0, limit: Limit = 1000) -> list[AuditOut]:
     """Audit rows, oldest first (reading the log is itself audited)."""
     account.require(ADMIN)
     with db.transaction() as session:

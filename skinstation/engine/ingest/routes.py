@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from skinstation.engine.deps import (
     STATION_AUTH_ERRORS,
     Db,
+    Limits,
     Station,
 )
 from skinstation.engine.errors import InvalidError, TooLargeError
@@ -31,27 +32,29 @@ def upload_capture(
     response: Response,
     station: Station,
     db: Db,
+    limits: Limits,
     metadata: Annotated[str, Form(description="capture metadata JSON")],
     image: Annotated[UploadFile, File(description="the image bytes")],
 ) -> CaptureReceipt:
     """Store one capture (image + metadata + predictions + labels), idempotently.
 
     201: stored now. 200: the engine already had it (same uid and sha256). The image must
-    match the metadata's byte count and sha256 and decode; otherwise 422 and nothing stored.
+    match the metadata's byte count and sha256, keep the engine's pixel limits (the same as
+    provider classification's) and decode; otherwise 422 and nothing stored.
     """
-    limits = db.settings.engine
-    if len(metadata.encode("utf-8")) > limits.max_metadata_bytes:
-        raise TooLargeError(f"capture metadata larger than {limits.max_metadata_bytes} bytes")
+    sizes = db.settings.engine
+    if len(metadata.encode("utf-8")) > sizes.max_metadata_bytes:
+        raise TooLargeError(f"capture metadata larger than {sizes.max_metadata_bytes} bytes")
     try:
         parsed = CaptureMetadata.model_validate_json(metadata)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in error.errors()[:10])
         raise InvalidError(f"invalid capture metadata: {problems}; nothing stored") from None
-    data = image.file.read(limits.max_image_bytes + 1)
-    if len(data) > limits.max_image_bytes:
-        raise TooLargeError(f"image larger than {limits.max_image_bytes} bytes; nothing stored")
-    result = ingest.store_capture(db, station, parsed, data)
+    data = image.file.read(sizes.max_image_bytes + 1)
+    if len(data) > sizes.max_image_bytes:
+        raise TooLargeError(f"image larger than {sizes.max_image_bytes} bytes; nothing stored")
+    result = ingest.store_capture(db, station, parsed, data, limits)
     if result.duplicate:
         response.status_code = 200
     return result

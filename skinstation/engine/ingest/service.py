@@ -1,11 +1,14 @@
 """Receiving captures from stations: verified, idempotent, all-or-nothing.
 
-:func:`store_capture` checks the image against the metadata (byte count, sha256, that it
-decodes, its format and size) before anything is written. The image file is written
-atomically to the content-addressed store, then the patient, session, capture, predictions
-and labels are inserted in one transaction. The same capture sent again (a retry after a lost
-answer) is recognised by its uid and sha256 and stored once; the same uid with other bytes is
-refused. A file whose transaction failed is an orphan that :func:`sweep_orphan_images` removes.
+:func:`store_capture` checks the image against the metadata (byte count, sha256, its format
+and pixel size from the header within the engine's :class:`ImageLimits`, then that it decodes)
+before anything is written. The image is written and fsynced under a temporary name, the
+patient, session, capture, predictions and labels are inserted in one transaction, and the
+file is renamed into its content-addressed place just before that transaction commits; if the
+rows fail, the temporary file is deleted, so a refused upload leaves no file behind. The same
+capture sent again (a retry after a lost answer) is recognised by its uid and sha256 and stored
+once; the same uid with other bytes is refused. Only a failed commit (after the rename) or a
+crash leaves an orphan file, which :func:`sweep_orphan_images` removes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from skinstation.core.files import TEMP_PREFIX
-from skinstation.core.images import EncodedImage, InvalidImageError, encode_image
+from skinstation.core.images import (
+    EncodedImage,
+    ImageLimits,
+    InvalidImageError,
+    StagedImage,
+    UnreadableImageError,
+    encode_image,
+    inspect_header,
+)
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
@@ -32,7 +43,7 @@ from skinstation.engine.ingest.models import (
     ExamSession,
     Patient,
 )
-from skinstation.engine.review.models import Review, ReviewAction
+from skinstation.engine.review.models import ORIGIN_STATION, Review, ReviewAction
 from skinstation.engine.stations.service import StationPrincipal
 from skinstation.protocol.uploads import CaptureMetadata, CaptureReceipt, LabelPart
 
@@ -40,14 +51,22 @@ NON_GROUP_DECISIONS = ("indeterminate", "not_assessable")
 ORPHAN_GRACE = timedelta(minutes=10)
 
 
-def verify_image(metadata: CaptureMetadata, image: bytes) -> EncodedImage:
+def verify_image(metadata: CaptureMetadata, image: bytes,
+                 limits: ImageLimits | None = None) -> EncodedImage:
     """Check the received bytes are exactly the image the metadata describes.
+
+    Args:
+        metadata: The validated capture document.
+        image: The received bytes.
+        limits: Pixel sizes accepted (the engine's, as for provider classification); the
+            header is checked against them before the pixels are decoded.
 
     Returns:
         The image, ready for the store.
 
     Raises:
-        InvalidError: Byte count, sha256, format or pixel size differ, or it does not decode.
+        InvalidError: Byte count, sha256, format or pixel size differ or are outside
+            ``limits``, or it does not decode.
     """
     declared = metadata.capture
     if len(image) != declared.image_size:
@@ -61,6 +80,13 @@ def verify_image(metadata: CaptureMetadata, image: bytes) -> EncodedImage:
             f"capture {declared.uid}: image sha256 is {actual}, metadata says "
             f"{declared.image_sha256}; upload corrupt, nothing stored"
         )
+    try:
+        inspect_header(image, limits or ImageLimits())
+    except UnreadableImageError as error:
+        raise InvalidError(f"capture {declared.uid}: image bytes do not decode: {error}; "
+                           "nothing stored") from None
+    except InvalidImageError as error:
+        raise InvalidError(f"capture {declared.uid}: {error}; nothing stored") from None
     try:
         encoded = encode_image(image)
     except InvalidImageError as error:
@@ -104,9 +130,17 @@ def _duplicate_or_conflict(existing: Capture, metadata: CaptureMetadata,
 
 
 def store_capture(
-    db: EngineDatabase, station: StationPrincipal, metadata: CaptureMetadata, image: bytes
+    db: EngineDatabase, station: StationPrincipal, metadata: CaptureMetadata, image: bytes,
+    limits: ImageLimits | None = None,
 ) -> CaptureReceipt:
     """Store one capture sent by ``station`` (idempotent by capture uid + sha256).
+
+    Args:
+        db: The engine database.
+        station: The sending station.
+        metadata: The validated capture document.
+        image: The received image bytes.
+        limits: Pixel sizes accepted (default: :class:`ImageLimits` defaults).
 
     Raises:
         InvalidError: The image does not match the metadata, or a patient name was sent to
@@ -122,13 +156,15 @@ def store_capture(
         existing = _existing(session, metadata.capture.uid)
         if existing is not None:
             return _duplicate_or_conflict(existing, metadata, station)
-    encoded = verify_image(metadata, image)
-    image_ref = db.images.put(encoded)
+    encoded = verify_image(metadata, image, limits)
+    staged = db.images.stage(encoded)  # written and fsynced before any database lock
     try:
         with db.transaction() as session:
-            capture = _insert(session, station, metadata, image_ref)
+            capture = _insert(session, station, metadata, staged.ref)
             audit.record(session, station.actor, "capture.received", "capture", capture.id,
                          {"uid": capture.uid, "sha256": capture.image_sha256})
+            session.flush()
+            staged.publish()  # a rename: the rows are in, only the commit is left
             return CaptureReceipt(capture_id=capture.id, uid=capture.uid,
                                   image_sha256=capture.image_sha256, duplicate=False)
     except IntegrityError:
@@ -138,6 +174,8 @@ def store_capture(
             if existing is None:
                 raise
             return _duplicate_or_conflict(existing, metadata, station)
+    finally:
+        staged.discard()  # rows refused: the file never became visible
 
 
 def _insert(session: Session, station: StationPrincipal, metadata: CaptureMetadata,
@@ -196,7 +234,8 @@ def _insert(session: Session, station: StationPrincipal, metadata: CaptureMetada
 def _station_review(session: Session, capture: Capture, station: StationPrincipal,
                     label: LabelPart, previous: Review | None) -> Review:
     action = ReviewAction.CONFIRM if label.code == capture.original_label else ReviewAction.CORRECT
-    review = Review(capture_id=capture.id, origin="station", reviewer_id=None,
+    # a proposal: a station token cannot make a final label (see ReviewOrigin)
+    review = Review(capture_id=capture.id, origin=ORIGIN_STATION.value, reviewer_id=None,
                     reviewer=f"station:{station.name}/{label.author}"[:128], action=action.value,
                     code=label.code, note=label.note,
                     supersedes_id=None if previous is None else previous.id,
@@ -245,26 +284,36 @@ def store_provider_case(db: EngineDatabase, session: Session, case: ProviderCase
                         image: EncodedImage, actor: str) -> tuple[Capture, bool]:
     """Store a provider's consented image as a capture with its prediction, for review.
 
-    The image file is written first, before this function's first statement (so, called
-    first in a transaction, no database lock is held while the file is fsynced; a transaction
-    that then fails leaves an orphan file for :func:`sweep_orphan_images`). The rows join the
-    caller's transaction. The same image of the same end user from the same provider (a retry)
-    is stored once.
+    The image file is written and fsynced first, before this function's first statement (so,
+    called first in a transaction, no database lock is held meanwhile), under a temporary name
+    that is renamed into place once the rows are flushed; rows that fail here leave no file. The
+    rows join the caller's transaction (one that then fails to commit leaves an orphan file for
+    :func:`sweep_orphan_images`). The same image of the same end user from the same provider (a
+    retry) is stored once.
 
     Returns:
         The capture, and whether it was already stored.
     """
-    image_ref = db.images.put(image)
+    staged = db.images.stage(image)
+    try:
+        return _insert_provider_case(session, case, image, staged, actor)
+    finally:
+        staged.discard()
+
+
+def _insert_provider_case(session: Session, case: ProviderCase, image: EncodedImage,
+                          staged: StagedImage, actor: str) -> tuple[Capture, bool]:
     existing = session.scalar(select(Capture).where(
         Capture.provider_id == case.provider_id, Capture.end_user_ref == case.end_user_ref,
         Capture.image_sha256 == image.sha256).limit(1))
     if existing is not None:
+        staged.publish()  # restores the file should it have gone missing
         return existing, True
     capture = Capture(
         uid=case.uid, source=CaptureSource.PROVIDER.value, station_id=None, session_id=None,
         provider_id=case.provider_id, end_user_ref=case.end_user_ref, band="white",
         body_site=case.body_site, device_id=case.device_id,
-        operator=f"provider:{case.provider_id}", image_ref=image_ref,
+        operator=f"provider:{case.provider_id}", image_ref=staged.ref,
         image_sha256=image.sha256, image_size=len(image.data), image_format=image.extension,
         width=image.width, height=image.height, access_time=case.access_time,
         capture_time=case.capture_time, saved_at=case.received_at,
@@ -278,6 +327,8 @@ def store_provider_case(db: EngineDatabase, session: Session, case: ProviderCase
         referral=case.referral, created_at=case.received_at))
     audit.record(session, actor, "capture.received", "capture", capture.id,
                  {"uid": capture.uid, "sha256": capture.image_sha256, "source": "provider"})
+    session.flush()
+    staged.publish()
     return capture, False
 
 

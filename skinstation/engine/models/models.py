@@ -27,7 +27,13 @@ class ModelStatus(StrEnum):
 
 
 class ModelVersion(Base):
-    """A model file the engine knows: imported, or a retraining candidate with its report."""
+    """A model file the engine knows: imported, or a retraining candidate with its report.
+
+    ``claimed_metrics`` (column ``metrics``) are what the file says about itself: whoever made
+    the file wrote them, and nothing here checked them. ``gate_metrics`` are what the engine
+    measured on its locked test set (and the other clinics' test set) when the promotion gate
+    ran (``None``: never gated); ``report`` holds the gate's verdict.
+    """
 
     __tablename__ = "model_versions"
     __table_args__ = (CheckConstraint(in_values("status", ModelStatus), name="status"),)
@@ -41,7 +47,8 @@ class ModelVersion(Base):
     status: Mapped[str] = mapped_column(String(16))
     parent_version: Mapped[str | None] = mapped_column(String(64))
     data_fingerprint: Mapped[str] = mapped_column(Text)
-    metrics: Mapped[dict[str, Any]]
+    claimed_metrics: Mapped[dict[str, Any]] = mapped_column("metrics")
+    gate_metrics: Mapped[dict[str, Any] | None]
     report: Mapped[dict[str, Any]]
     job_id: Mapped[int | None] = mapped_column(ForeignKey("training_jobs.id"))
     created_by: Mapped[str] = mapped_column(String(128))

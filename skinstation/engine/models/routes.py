@@ -31,7 +31,10 @@ def list_models(account: Account, db: Db) -> list[VersionOut]:
     return registry.list_versions(db)
 
 
-@admin_router.post("/models/rollback", response_model=SignedManifest, responses=ADMIN_ERRORS)
+@admin_router.post("/models/rollback", response_model=SignedManifest,
+                   responses={**ADMIN_ERRORS, 404: {"description": "no such model version"},
+                              422: {"description": "nothing to roll back to, or the version "
+                                                   "is not a promoted one"}})
 def rollback(body: RollbackRequest, account: Account, db: Db) -> SignedManifest:
     """Deploy an earlier promoted model again (needs the signing key on this node)."""
     account.require(ADMIN)
@@ -50,7 +53,10 @@ def current_model(_caller: AnyPrincipal, db: Db) -> SignedManifest:
 
 
 @station_router.get("/models/{version}/file", response_class=FileResponse,
-            responses={404: {"description": "unknown or never deployed"}, **STATION_AUTH_ERRORS})
+            responses={200: {"description": "the .safetensors model file",
+                             "content": {"application/octet-stream": {
+                                 "schema": {"type": "string", "format": "binary"}}}},
+                       404: {"description": "unknown or never deployed"}, **STATION_AUTH_ERRORS})
 def model_file(version: str, caller: AnyPrincipal, db: Db) -> FileResponse:
     """Download a deployed model file (verify it against the signed manifest)."""
     path = registry.deployed_file(db, version)

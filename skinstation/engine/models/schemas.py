@@ -13,15 +13,21 @@ class _In(BaseModel):
 
 
 class VersionOut(BaseModel):
-    """A model version with its metrics and provenance."""
+    """A model version with its metrics and provenance.
+
+    ``claimed_metrics`` come from the model file (unchecked); ``gate_metrics`` were measured by
+    the engine on its locked test set when the promotion gate ran (``None``: never gated).
+    """
 
     version: str
     status: str
     file_sha256: str
     parent_version: str | None
     data_fingerprint: str
-    metrics: dict[str, Any]
-    report: dict[str, Any]
+    claimed_metrics: dict[str, Any] = Field(description="what the model file says (unchecked)")
+    gate_metrics: dict[str, Any] | None = Field(
+        description="measured by the engine's promotion gate on its locked test set")
+    report: dict[str, Any] = Field(description="the gate's report (verdict and figures)")
     created_by: str
     created_at: datetime
     decided_by: str | None

@@ -1,10 +1,12 @@
 """Model versions and deployments: import, register candidates, promote, roll back, manifests.
 
 Every model file the engine knows is copied into ``<storage>/models/<version>.safetensors`` and
-recorded with its file sha256, content sha256, metrics, data fingerprint, parent version, and
-who or what created and decided on it. A *deployment* makes a promoted version the one stations
-use; each deployment carries a manifest signed with the engine key and a sequence number. The
-highest sequence is current; rolling back is a new deployment of an earlier version.
+recorded with its file sha256, content sha256, the metrics the file claims, the metrics the
+engine measured when it gated the model, data fingerprint, parent version, and who or what
+created and decided on it (importing a file: :mod:`skinstation.engine.models.imports`).
+A *deployment* makes a promoted version the one stations use; each deployment carries a
+manifest signed with the engine key and a sequence number. The highest sequence is current;
+rolling back is a new deployment of an earlier version.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from skinstation.core.files import write_atomically
+from skinstation.core.jsonvalues import finite_json
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
@@ -51,15 +54,16 @@ def register_model(
     *,
     status: ModelStatus,
     actor: str,
-    metrics: dict[str, Any] | None = None,
+    gate_metrics: dict[str, Any] | None = None,
     report: dict[str, Any] | None = None,
     job_id: int | None = None,
 ) -> VersionOut:
     """Copy a verified model file into storage and record its version.
 
     The caller has already verified the file (``Classifier.load`` / ``load_model_file``);
-    the version, parent and data fingerprint are read from its metadata. ``metrics`` are added
-    to the file's own (e.g. ``{"locked_test": ...}`` from the job's evaluation).
+    the version, parent, data fingerprint and claimed metrics are read from its metadata.
+    ``gate_metrics`` are the engine's own measurements (e.g. ``{"locked_test": ...}`` from a
+    job's evaluation). Every JSON value is stored with NaN/infinity as null.
 
     Raises:
         ConflictError: The version exists with a different file.
@@ -82,8 +86,9 @@ def register_model(
             content_sha256=metadata.content_sha256, file_size=size, status=status.value,
             parent_version=metadata.parent_version or None,
             data_fingerprint=metadata.data_fingerprint,
-            metrics={**metadata.metrics, **(metrics or {})},
-            report=report or {}, job_id=job_id, created_by=actor, created_at=now,
+            claimed_metrics=finite_json(metadata.metrics),
+            gate_metrics=None if gate_metrics is None else finite_json(gate_metrics),
+            report=finite_json(report or {}), job_id=job_id, created_by=actor, created_at=now,
             decided_by=None if status is ModelStatus.CANDIDATE else actor,
             decided_at=None if status is ModelStatus.CANDIDATE else now,
         )
@@ -137,12 +142,20 @@ def promote(db: EngineDatabase, version: str, *, actor: str, reason: str,
     return deploy(db, version, action=action, actor=actor, reason=reason)
 
 
+def record_gate(db: EngineDatabase, version: str, *, gate_metrics: dict[str, Any],
+                report: dict[str, Any]) -> None:
+    """Keep what the gate measured for a version (before it is promoted or rejected)."""
+    with db.transaction() as session:
+        row = _version(session, version)
+        row.gate_metrics, row.report = finite_json(gate_metrics), finite_json(report)
+
+
 def reject(db: EngineDatabase, version: str, *, actor: str, report: dict[str, Any]) -> None:
     """Mark a candidate rejected, keeping its report."""
     with db.transaction() as session:
         row = _version(session, version)
         row.status, row.decided_by, row.decided_at = ModelStatus.REJECTED.value, actor, utc_now()
-        row.report = report
+        row.report = finite_json(report)
         audit.record(session, actor, "model.rejected", "model_version", version,
                      {"reasons": report.get("gate", {}).get("reasons", [])})
 
@@ -189,6 +202,16 @@ def current_version(db: EngineDatabase) -> VersionOut | None:
         return _info(session, _version(session, signed.manifest["version"]))
 
 
+def get_version(db: EngineDatabase, version: str) -> VersionOut:
+    """One version.
+
+    Raises:
+        NotFoundError: No such version.
+    """
+    with db.transaction() as session:
+        return _info(session, _version(session, version))
+
+
 def list_versions(db: EngineDatabase) -> list[VersionOut]:
     """Every version, oldest first."""
     with db.transaction() as session:
@@ -223,6 +246,8 @@ def _info(session: Session, row: ModelVersion) -> VersionOut:
                             .order_by(Deployment.sequence.desc()).limit(1))
     return VersionOut(version=row.version, status=row.status, file_sha256=row.file_sha256,
                       parent_version=row.parent_version, data_fingerprint=row.data_fingerprint,
-                      metrics=dict(row.metrics), report=dict(row.report),
+                      claimed_metrics=dict(row.claimed_metrics),
+                      gate_metrics=None if row.gate_metrics is None else dict(row.gate_metrics),
+                      report=dict(row.report),
                       created_by=row.created_by, created_at=row.created_at,
                       decided_by=row.decided_by, job_id=row.job_id, deployed=latest == row.id)

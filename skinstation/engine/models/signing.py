@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from skinstation.core.files import fsync_directory, private_dir
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
@@ -39,8 +40,7 @@ def _public_b64(private_key: Ed25519PrivateKey) -> str:
 
 
 def _write_new_key(path: Path) -> Ed25519PrivateKey:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
+    private_dir(path.parent)
     private_key = Ed25519PrivateKey.generate()
     pem = private_key.private_bytes(
         serialization.Encoding.PEM,
@@ -52,6 +52,7 @@ def _write_new_key(path: Path) -> Ed25519PrivateKey:
         handle.write(pem)
         handle.flush()
         os.fsync(handle.fileno())
+    fsync_directory(path.parent)
     return private_key
 
 

@@ -21,8 +21,6 @@ One call, in order (each refusal names its reason):
 from __future__ import annotations
 
 import base64
-import hashlib
-import io
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -30,9 +28,8 @@ from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
-from PIL import Image, UnidentifiedImageError
 
-from skinstation.core.images import FORMAT_EXTENSIONS, EncodedImage
+from skinstation.core.images import EncodedImage, InvalidImageError, inspect_header
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
@@ -97,32 +94,15 @@ class ClassifyResult:
 def inspect_image(data: bytes, settings: ClassifySettings) -> EncodedImage:
     """Check an uploaded image's format and pixel size from its header (no decoding yet).
 
+    The same check and limits as station ingest (:func:`skinstation.core.images.inspect_header`).
+
     Raises:
         InvalidError: Not an image, a format the engine does not take, or too small or large.
     """
-    accepted = ", ".join(FORMAT_EXTENSIONS)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind, (width, height) = image.format or "", image.size
-    except UnidentifiedImageError:
-        raise InvalidError(f"the upload is not an image file ({accepted}); nothing stored"
-                           ) from None
-    except Image.DecompressionBombError:
-        raise InvalidError(f"the image has too many pixels (at most {settings.max_pixels}); "
-                           "nothing stored") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise InvalidError(f"the image header is damaged ({error}); nothing stored") from None
-    if kind not in FORMAT_EXTENSIONS:
-        raise InvalidError(f"image format {kind or 'unknown'} is not accepted (use {accepted}); "
-                           "nothing stored")
-    if min(width, height) < settings.min_side:
-        raise InvalidError(f"image is {width}x{height} pixels; both sides must be at least "
-                           f"{settings.min_side}; nothing stored")
-    if max(width, height) > settings.max_side or width * height > settings.max_pixels:
-        raise InvalidError(f"image is {width}x{height} pixels; at most {settings.max_side} per "
-                           f"side and {settings.max_pixels} pixels in all; nothing stored")
-    return EncodedImage(data, hashlib.sha256(data).hexdigest(), FORMAT_EXTENSIONS[kind], width,
-                        height)
+        return inspect_header(data, settings.limits)
+    except InvalidImageError as error:
+        raise InvalidError(f"{error}; nothing stored") from None
 
 
 class ClassifyService:

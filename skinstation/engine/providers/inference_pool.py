@@ -23,9 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from skinstation.core.images import ImageLimits
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import UnavailableError
 from skinstation.engine.models import service as registry
@@ -45,25 +46,20 @@ class ClassifySettings:
         threads: Pool threads classifying at the same time.
         queue_depth: Further calls that may wait for a thread; beyond that 503.
         torch_threads: PyTorch intra-op threads of the process.
-        max_pixels: Largest image accepted (width x height).
-        max_side: Longest side accepted, in pixels.
-        min_side: Shortest side accepted, in pixels.
+        limits: Pixel sizes accepted, the same for every image the engine receives (station
+            ingest takes them from here too).
         model_check_seconds: How often the current deployment is looked up.
     """
 
     threads: int = 1
     queue_depth: int = 8
     torch_threads: int = 1
-    max_pixels: int = 40_000_000
-    max_side: int = 10_000
-    min_side: int = 32
+    limits: ImageLimits = field(default_factory=ImageLimits)
     model_check_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.queue_depth < 0 or self.torch_threads < 1:
             raise ValueError("classify threads and torch threads must be >= 1, queue >= 0")
-        if self.min_side < 8 or self.max_side < self.min_side or self.max_pixels < 64:
-            raise ValueError("classify image limits are inconsistent")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClassifySettings:
@@ -71,11 +67,13 @@ class ClassifySettings:
         env = os.environ if env is None else env
         cores = os.cpu_count() or 1
         values: dict[str, int] = {"torch_threads": max(1, cores)}
-        for name in ("threads", "queue", "torch_threads", "max_pixels"):
+        for name in ("threads", "queue", "torch_threads"):
             raw = env.get(ENV_PREFIX + name.upper())
             if raw:
                 values["queue_depth" if name == "queue" else name] = int(raw)
-        return cls(**values)
+        max_pixels = env.get(ENV_PREFIX + "MAX_PIXELS")
+        limits = ImageLimits(max_pixels=int(max_pixels)) if max_pixels else ImageLimits()
+        return cls(**values, limits=limits)
 
 
 class ModelHolder:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skinstation.engine.errors import InvalidError, TooLargeError
+from skinstation.protocol.fields import WireTime
 
 PSEUDONYM = r"^[A-Za-z0-9._:-]{1,128}$"
 PseudonymousId = Annotated[str, Field(pattern=PSEUDONYM)]
@@ -39,10 +40,10 @@ class ClassifyOptions(BaseModel):
         "The end user agreed that this image may be kept for expert review and re-learning "
         "(needs the key's 'submit-for-review' scope). Without it nothing of the image is kept"))
     language: Literal["en", "ko"] = Field(default="en", description="Language of the texts")
-    access_time: AwareDatetime | None = Field(default=None, description=(
-        "When the end user accessed the provider's service (ISO 8601 with zone; default: "
-        "when the engine received the call)"))
-    capture_time: AwareDatetime | None = Field(default=None, description=(
+    access_time: WireTime | None = Field(default=None, description=(
+        "When the end user accessed the provider's service (ISO 8601 with zone, years "
+        "1900-2200; default: when the engine received the call)"))
+    capture_time: WireTime | None = Field(default=None, description=(
         "When the image was taken (default: the access time)"))
     body_site: str = Field(default="unspecified", pattern=r"^[a-z][a-z0-9_ -]{0,63}$",
                            description="Where on the body, e.g. 'back', 'left_forearm'")

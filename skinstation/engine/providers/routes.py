@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.datastructures import UploadFile
 
 from skinstation.engine.accounts.models import AccountRole
-from skinstation.engine.deps import ADMIN_ERRORS, Account, Db
+from skinstation.engine.deps import ADMIN_ERRORS, Account, Db, RowId
 from skinstation.engine.errors import EngineError, InvalidError, UnauthorizedError
 from skinstation.engine.providers import service as providers
 from skinstation.engine.providers.classify import ClassifyService
@@ -173,7 +173,7 @@ def list_providers(account: Account, db: Db) -> list[ProviderOut]:
 
 @admin_router.patch("/providers/{provider_id}", response_model=ProviderOut,
                     responses=ADMIN_ERRORS)
-def update_provider(provider_id: int, body: ProviderUpdate, account: Account,
+def update_provider(provider_id: RowId, body: ProviderUpdate, account: Account,
                     db: Db) -> ProviderOut:
     """Change quotas, or disable (every key refused with 403) / enable a provider."""
     account.require(ADMIN)
@@ -183,7 +183,7 @@ def update_provider(provider_id: int, body: ProviderUpdate, account: Account,
 
 @admin_router.post("/providers/{provider_id}/keys", response_model=IssuedKeyOut,
                    status_code=201, responses=ADMIN_ERRORS)
-def create_key(provider_id: int, body: KeyIn, account: Account, db: Db) -> IssuedKeyOut:
+def create_key(provider_id: RowId, body: KeyIn, account: Account, db: Db) -> IssuedKeyOut:
     """Issue an API key (shown only in this answer; the engine keeps its sha256)."""
     account.require(ADMIN)
     return providers.create_key(db, provider_id, actor=account.actor, scopes=list(body.scopes),
@@ -192,7 +192,7 @@ def create_key(provider_id: int, body: KeyIn, account: Account, db: Db) -> Issue
 
 @admin_router.get("/providers/{provider_id}/keys", response_model=list[KeyOut],
                   responses=ADMIN_ERRORS)
-def list_keys(provider_id: int, account: Account, db: Db) -> list[KeyOut]:
+def list_keys(provider_id: RowId, account: Account, db: Db) -> list[KeyOut]:
     """A provider's keys (never the keys themselves)."""
     account.require(ADMIN)
     return providers.list_keys(db, provider_id)
@@ -217,7 +217,7 @@ def rotate_key(key_id: str, body: RotateIn, account: Account, db: Db) -> IssuedK
 
 @admin_router.get("/providers/{provider_id}/usage", response_model=list[UsageOut],
                   responses=ADMIN_ERRORS)
-def provider_usage(provider_id: int, account: Account, db: Db, start: date | None = None,
+def provider_usage(provider_id: RowId, account: Account, db: Db, start: date | None = None,
                    end: date | None = None) -> list[UsageOut]:
     """A provider's usage per UTC day (default: the last 30 days)."""
     account.require(ADMIN)

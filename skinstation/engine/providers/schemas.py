@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skinstation.engine.problems import ErrorOut as ErrorOut
 from skinstation.engine.providers.payloads import ClassifyJson, ClassifyOptions
 
 Scope = Literal["classify", "submit-for-review"]
@@ -14,12 +15,6 @@ Scope = Literal["classify", "submit-for-review"]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ErrorOut(BaseModel):
-    """Every error: a sentence saying what went wrong and what to do."""
-
-    detail: str = Field(examples=["invalid API key"])
 
 
 class QualityCheckOut(BaseModel):

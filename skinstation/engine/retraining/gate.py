@@ -40,14 +40,18 @@ class GateMetrics:
 
     @classmethod
     def from_metrics(cls, metrics: dict[str, Any]) -> GateMetrics:
-        """Pick the gate's figures out of :func:`compute_metrics` output."""
+        """Pick the gate's figures out of :func:`compute_metrics` output.
+
+        A figure stored as null (NaN kept as valid JSON) is NaN again: not measured.
+        """
         referral = metrics.get("referral") or {}
         return cls(
-            balanced_accuracy=float(metrics["balanced_accuracy"]),
-            referral_sensitivity=(
-                None if referral.get("sensitivity") is None else float(referral["sensitivity"])
+            balanced_accuracy=_number(metrics["balanced_accuracy"]),
+            referral_sensitivity=(  # no threshold: None; a threshold, nothing measured: NaN
+                None if referral.get("threshold") is None and referral.get("sensitivity") is None
+                else _number(referral.get("sensitivity"))
             ),
-            rule_cancer_sensitivity=float(metrics["triage"]["rule_cancer_sensitivity"]),
+            rule_cancer_sensitivity=_number(metrics["triage"]["rule_cancer_sensitivity"]),
             images=int(metrics["images"]),
         )
 
@@ -114,6 +118,10 @@ def decide(
     return GateDecision(not reasons, measure, tuple(reasons), candidate, current,
                         max_balanced_accuracy_drop, max_sensitivity_drop, other_candidate,
                         other_current)
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _sensitivity(metrics: GateMetrics, measure: str) -> float:

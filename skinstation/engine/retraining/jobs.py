@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from skinstation.core.jsonvalues import finite_json
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
 from skinstation.engine.database import EngineDatabase
@@ -97,7 +98,7 @@ def finish(
             raise JobLostError(f"training job {job_id} is no longer owned by {worker}")
         job.state = (JobState.SUCCEEDED if succeeded else JobState.FAILED).value
         job.finished_at, job.outcome = utc_now(), outcome
-        job.report = dict(report or {})
+        job.report = finite_json(report or {})
         job.error = None if error is None else error[-4000:]
         audit.record(session, f"worker:{worker}", f"training_job.{job.state}", "training_job",
                      job.id, {"outcome": outcome, "error": job.error})

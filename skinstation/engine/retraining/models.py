@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    ForeignKey,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,3 +47,19 @@ class TrainingJob(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     report: Mapped[dict[str, Any]]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class TrainingCase(Base):
+    """A synced case (by capture uid) a training job trained on.
+
+    Written when the job hands its cases to training, so a model version (its ``job_id``) is
+    known to have seen a case even after the case is erased (``erased_at``).
+    """
+
+    __tablename__ = "training_cases"
+    __table_args__ = (UniqueConstraint("job_id", "capture_uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id"))
+    capture_uid: Mapped[str] = mapped_column(String(36), index=True)
+    erased_at: Mapped[datetime | None]

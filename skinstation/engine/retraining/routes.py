@@ -9,6 +9,7 @@ from skinstation.engine.deps import (
     ADMIN_ERRORS,
     Account,
     Db,
+    RowId,
 )
 from skinstation.engine.retraining import jobs
 from skinstation.engine.retraining.schemas import JobOut, JobRequest
@@ -31,8 +32,9 @@ def list_jobs(account: Account, db: Db) -> list[JobOut]:
     return jobs.list_jobs(db)
 
 
-@admin_router.get("/training-jobs/{job_id}", response_model=JobOut, responses=ADMIN_ERRORS)
-def get_job(job_id: int, account: Account, db: Db) -> JobOut:
+@admin_router.get("/training-jobs/{job_id}", response_model=JobOut,
+                  responses={**ADMIN_ERRORS, 404: {"description": "no such training job"}})
+def get_job(job_id: RowId, account: Account, db: Db) -> JobOut:
     """One training job with its report."""
     account.require(ADMIN)
     return jobs.get_job(db, job_id)

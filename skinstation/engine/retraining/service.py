@@ -4,10 +4,10 @@ Run by the worker process (never by the API). Steps:
 
 1. Load the base dataset (``engine.base_source``) and its locked split (``engine.locked_split``;
    it must exist: the test part is the locked test set).
-2. Collect synced cases with a dermatologist's final label (latest review) that is a fine
-   class, taken in a white-light band, whose image verifies. Cases that show a validation or
-   locked-test image (even re-encoded or rescaled) are left out: the test set is never
-   trained on.
+2. Collect synced cases with a dermatologist's final label (latest engine review; a review a
+   station forwarded is only a proposal and never trains) that is a fine class, taken in a
+   white-light band, whose image verifies. Cases that show a validation or locked-test image
+   (even re-encoded or rescaled) are left out: the test set is never trained on.
 3. Train with the learning unit (``build_model``; the cases join the training split only):
    by default a warm start from the deployed model's weights with its recipe (loss,
    augmentation, preprocessing), fine-tuning the whole network on the cases
@@ -41,7 +41,7 @@ from skinstation.engine.models import service as registry
 from skinstation.engine.models.models import ModelStatus
 from skinstation.engine.retraining.gate import GateMetrics, decide
 from skinstation.engine.retraining.schemas import JobOut
-from skinstation.engine.review.models import Review
+from skinstation.engine.review.models import ORIGIN_ENGINE, Review
 from skinstation.inference.model_file import read_metadata
 from skinstation.inference.taxonomy import load_taxonomy
 from skinstation.resources import RESOURCES_DIR
@@ -118,12 +118,14 @@ def reviewed_cases(
     """Reviewed cases usable for training, and counts of those left out (by reason).
 
     Station captures and providers' consented images alike: what counts is a
-    dermatologist's final label.
+    dermatologist's final label, the latest review made on the engine. A review a station
+    sent is a proposal (a station token cannot make training data) and is not used.
     """
     classes = set(load_taxonomy().classes)
     guard = HeldOutGuard(held_out)
     skipped: Counter[str] = Counter()
     latest = (select(Review.capture_id, func.max(Review.id).label("rid"))
+              .where(Review.origin == ORIGIN_ENGINE.value)
               .group_by(Review.capture_id).subquery())
     records: list[Record] = []
     with db.transaction() as session:
@@ -366,7 +368,7 @@ def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
             "metrics_source": {who: others[who][1] for who in others}}
     actor = f"gate:job-{job.job_id}"
     registry.register_model(db, candidate_path, status=ModelStatus.CANDIDATE, actor=actor,
-                            metrics={"locked_test": candidate_metrics,
+                            gate_metrics={"locked_test": candidate_metrics,
                                      **({"other_clinics": others["candidate"][0]}
                                         if others else {})}, report=report,
                             job_id=job.job_id)

@@ -24,13 +24,33 @@ class ReviewAction(StrEnum):
     CORRECT = "correct"
 
 
+class ReviewOrigin(StrEnum):
+    """Who made a review.
+
+    ``engine``: a dermatologist's account on the engine; only these are final labels (they
+    close a case, go back to stations and train models). ``station``: a review a station
+    forwarded with a capture; the engine cannot tell who made it (a station token is all it
+    has), so it is kept as a *proposal* until a dermatologist on the engine confirms it.
+    """
+
+    ENGINE = "engine"
+    STATION = "station"
+
+
+ORIGIN_ENGINE = ReviewOrigin.ENGINE
+ORIGIN_STATION = ReviewOrigin.STATION
+
+
 class Review(Base):
-    """A dermatologist's confirmation or correction; the latest one is the final label."""
+    """A confirmation or correction of a case's label (see :class:`ReviewOrigin`).
+
+    The latest engine-origin review is the final label; station-origin reviews are proposals.
+    """
 
     __tablename__ = "reviews"
     __table_args__ = (
         CheckConstraint(in_values("action", ReviewAction), name="action"),
-        CheckConstraint("origin IN ('engine', 'station')", name="origin"),
+        CheckConstraint(in_values("origin", ReviewOrigin), name="origin"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

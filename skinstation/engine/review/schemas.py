@@ -12,6 +12,15 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class StationReviewOut(BaseModel):
+    """A review a station sent with the capture: a proposal until an engine review confirms it."""
+
+    code: str
+    reviewer: str = Field(description="'station:<station name>/<author at the station>'")
+    note: str | None
+    reviewed_at: datetime
+
+
 class QueueItemOut(BaseModel):
     """One case waiting for review."""
 
@@ -29,6 +38,8 @@ class QueueItemOut(BaseModel):
     original_label: str | None
     urgent: bool
     source: str = Field(default="station", description="'station' or 'provider'")
+    station_review: StationReviewOut | None = Field(
+        default=None, description="the station's latest review, awaiting confirmation here")
 
 
 class ReviewRequest(_In):

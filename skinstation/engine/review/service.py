@@ -1,8 +1,11 @@
 """Expert review on the engine: queue, case details, confirm/correct, reviews back to stations.
 
 The ORIGINAL label (the station operator's) is never changed. Each review is a new row; the
-latest review is the FINAL label. Reviews made on the engine flow back to the originating
-station, which pulls those newer than the last one it received.
+latest review made on the engine by a dermatologist's account is the FINAL label. A review a
+station sent with a capture is a *proposal* (a station token alone never makes a final label):
+the case stays in the queue, showing the proposal, until a dermatologist here confirms or
+corrects it. Reviews made on the engine flow back to the originating station, which pulls
+those newer than the last one it received.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from skinstation.engine.ingest.models import (
     Patient,
 )
 from skinstation.engine.providers.models import Provider
-from skinstation.engine.review.models import Review, ReviewAction
-from skinstation.engine.review.schemas import QueueItemOut
+from skinstation.engine.review.models import ORIGIN_ENGINE, ORIGIN_STATION, Review, ReviewAction
+from skinstation.engine.review.schemas import QueueItemOut, StationReviewOut
 from skinstation.engine.stations.models import Station
 from skinstation.engine.stations.service import StationPrincipal
 from skinstation.inference.taxonomy import load_taxonomy
@@ -44,7 +47,7 @@ def _latest_prediction() -> Any:
 
 def _queue_select() -> Select[Any]:
     latest = _latest_prediction()
-    reviewed = select(Review.capture_id)
+    reviewed = select(Review.capture_id).where(Review.origin == ORIGIN_ENGINE.value)
     urgent = or_(CapturePrediction.decision.in_(URGENT_DECISIONS),
                  CapturePrediction.referral.is_(True))
     origin = func.coalesce(Station.name, literal("provider:") + Provider.name)
@@ -62,20 +65,34 @@ def _queue_select() -> Select[Any]:
     )
 
 
+def _station_proposals(session: Session, capture_ids: list[int]) -> dict[int, StationReviewOut]:
+    """The latest station-origin review of each of these captures."""
+    proposals: dict[int, StationReviewOut] = {}
+    if not capture_ids:
+        return proposals
+    for row in session.scalars(select(Review).where(
+            Review.capture_id.in_(capture_ids), Review.origin == ORIGIN_STATION.value)
+            .order_by(Review.id)):
+        proposals[row.capture_id] = StationReviewOut(
+            code=row.code, reviewer=row.reviewer, note=row.note, reviewed_at=row.created_at)
+    return proposals
+
+
 def review_queue(db: EngineDatabase, principal: AccountPrincipal,
                  limit: int = 200) -> list[QueueItemOut]:
-    """Unreviewed cases: indeterminate, suspected cancer and referrals first, oldest first.
+    """Cases without an engine review: indeterminate, suspected cancer and referrals first.
 
     Each item's ``station`` names where it came from (a station's name, or
     ``provider:<name>``) and ``pseudonym`` the patient (a provider's pseudonymous end-user
-    id); ``source`` is ``station`` or ``provider``.
+    id); ``source`` is ``station`` or ``provider``. A case reviewed at the station stays
+    here with that review as ``station_review`` (awaiting confirmation).
     """
     principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
     with db.transaction() as session:
         items = []
-        for capture, station, pseudonym, prediction, urgent in session.execute(
-            _queue_select().limit(limit)
-        ):
+        rows = list(session.execute(_queue_select().limit(limit)))
+        proposals = _station_proposals(session, [row[0].id for row in rows])
+        for capture, station, pseudonym, prediction, urgent in rows:
             items.append(QueueItemOut(
                 capture_id=capture.id, uid=capture.uid, station=station, pseudonym=pseudonym,
                 band=capture.band, body_site=capture.body_site,
@@ -86,7 +103,7 @@ def review_queue(db: EngineDatabase, principal: AccountPrincipal,
                 group_probabilities=(
                     {} if prediction is None else dict(prediction.group_probabilities)),
                 original_label=capture.original_label, urgent=bool(urgent),
-                source=capture.source))
+                source=capture.source, station_review=proposals.get(capture.id)))
         audit.record(session, principal.actor, "review_queue.viewed", None, None,
                      {"rows": len(items)})
         return items
@@ -94,7 +111,13 @@ def review_queue(db: EngineDatabase, principal: AccountPrincipal,
 
 def capture_details(db: EngineDatabase, principal: AccountPrincipal,
                     capture_id: int) -> dict[str, Any]:
-    """Everything a dermatologist needs about one case (audited)."""
+    """Everything a dermatologist needs about one case (audited).
+
+    ``final_label`` is the latest engine review's code (the original label while there is
+    none); ``review_status`` is ``confirmed`` (an engine review exists),
+    ``awaiting_confirmation`` (only a station's review, shown as ``station_proposal``) or
+    ``unreviewed``.
+    """
     principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
     with db.transaction() as session:
         capture = _capture(session, capture_id)
@@ -106,6 +129,10 @@ def capture_details(db: EngineDatabase, principal: AccountPrincipal,
         predictions = session.scalars(select(CapturePrediction).where(
             CapturePrediction.capture_id == capture_id).order_by(CapturePrediction.id))
         reviews = _reviews(session, Review.capture_id == capture_id)
+        final = [r for r in reviews if r.origin == ORIGIN_ENGINE.value]
+        proposed = [r for r in reviews if r.origin == ORIGIN_STATION.value]
+        status = ("confirmed" if final else "awaiting_confirmation" if proposed
+                  else "unreviewed")
         audit.record(session, principal.actor, "capture.viewed", "capture", capture_id)
         return {
             "capture_id": capture.id, "uid": capture.uid, "source": capture.source,
@@ -124,7 +151,9 @@ def capture_details(db: EngineDatabase, principal: AccountPrincipal,
                 "group_probabilities": p.group_probabilities,
                 "created_at": p.created_at.isoformat()} for p in predictions],
             "original_label": capture.original_label,
-            "final_label": reviews[-1].code if reviews else capture.original_label,
+            "final_label": final[-1].code if final else capture.original_label,
+            "review_status": status,
+            "station_proposal": proposed[-1].code if proposed and not final else None,
             "reviews": [r.model_dump() | {"reviewed_at": r.reviewed_at.isoformat()}
                         for r in reviews],
         }
@@ -191,7 +220,7 @@ def submit_review(
             raise InvalidError(f"unknown diagnosis code {code!r}; use one of {', '.join(classes)}")
         previous = session.scalar(select(func.max(Review.id)).where(
             Review.capture_id == capture_id))
-        review = Review(capture_id=capture_id, origin="engine",
+        review = Review(capture_id=capture_id, origin=ORIGIN_ENGINE.value,
                         reviewer_id=principal.account_id, reviewer=principal.username,
                         action=action.value, code=code, note=note, supersedes_id=previous,
                         created_at=utc_now())
@@ -208,7 +237,8 @@ def reviews_for_station(db: EngineDatabase, station: StationPrincipal, after_id:
     """Engine reviews of the station's captures newer than ``after_id``, oldest first."""
     with db.transaction() as session:
         rows = _reviews(session, Capture.station_id == station.station_id,
-                        Review.origin == "engine", Review.id > after_id, limit=limit)
+                        Review.origin == ORIGIN_ENGINE.value, Review.id > after_id,
+                        limit=limit)
         if rows:
             audit.record(session, station.actor, "reviews.pulled", None, None,
                          {"after": after_id, "count": len(rows), "last": rows[-1].review_id})

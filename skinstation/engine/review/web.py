@@ -14,8 +14,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from skinstation.engine.accounts import service as accounts
+from skinstation.engine.accounts.routes import Guard
 from skinstation.engine.accounts.service import AccountPrincipal
-from skinstation.engine.deps import Db
+from skinstation.engine.deps import Db, RowId
 from skinstation.engine.errors import EngineError, UnauthorizedError
 from skinstation.engine.review import service as review
 from skinstation.inference.taxonomy import load_taxonomy
@@ -66,6 +67,10 @@ def queue_page(request: Request, db: Db) -> Response:
     options = "".join(f"<option>{escape(c)}</option>" for c in load_taxonomy().classes)
     rows = []
     for item in items:
+        proposal = item.station_review
+        proposed = ("" if proposal is None else
+                    f"<br><em>reviewed at station, awaiting confirmation: "
+                    f"{escape(proposal.code)} ({escape(proposal.reviewer)})</em>")
         groups = ", ".join(f"{escape(g)} {p:.2f}" for g, p in item.group_probabilities.items())
         rows.append(
             f"<tr class='{'urgent' if item.urgent else ''}'>"
@@ -74,7 +79,7 @@ def queue_page(request: Request, db: Db) -> Response:
             f"{escape(item.body_site)}, {escape(item.band)}<br>"
             f"{item.capture_time:%Y-%m-%d %H:%M} UTC</td>"
             f"<td>{escape(item.decision or '-')}{' (referral)' if item.referral else ''}"
-            f"<br>{groups}</td><td>{escape(item.original_label or '-')}</td>"
+            f"<br>{groups}</td><td>{escape(item.original_label or '-')}{proposed}</td>"
             f"<td><form method='post' action='/review/{item.capture_id}'>"
             f"<input name='note' placeholder='note' maxlength='2000'> "
             f"<button name='action' value='confirm'>Confirm</button> "
@@ -89,11 +94,12 @@ def queue_page(request: Request, db: Db) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, db: Db, username: Annotated[str, Form()],
+def login(request: Request, db: Db, guard: Guard, username: Annotated[str, Form()],
           password: Annotated[str, Form()]) -> Response:
-    """Log in and set the cookie."""
+    """Log in (throttled per address and username, as the API's login) and set the cookie."""
     try:
-        result = accounts.login(db, username, password)
+        result = guard.login_blocking(db, username, password,
+                                      request.client.host if request.client else None)
     except EngineError as error:
         return _page("SkinStation review — log in", _login_form(str(error)), error.status_code)
     response = RedirectResponse("/review", status_code=303)
@@ -115,7 +121,7 @@ def logout(request: Request, db: Db) -> Response:
 
 
 @router.get("/image/{capture_id}")
-def image(capture_id: int, request: Request, db: Db) -> Response:
+def image(capture_id: RowId, request: Request, db: Db) -> Response:
     """A case's image (audited)."""
     principal = _who(request, db)
     if principal is None:
@@ -125,7 +131,7 @@ def image(capture_id: int, request: Request, db: Db) -> Response:
 
 
 @router.post("/{capture_id}")
-def submit(capture_id: int, request: Request, db: Db, action: Annotated[str, Form()],
+def submit(capture_id: RowId, request: Request, db: Db, action: Annotated[str, Form()],
            code: Annotated[str | None, Form()] = None,
            note: Annotated[str | None, Form()] = None) -> Response:
     """Confirm or correct, then back to the queue."""

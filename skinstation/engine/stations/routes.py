@@ -11,6 +11,7 @@ from skinstation.engine.deps import (
     STATION_AUTH_ERRORS,
     Account,
     Db,
+    RowId,
     Station,
 )
 from skinstation.engine.stations import service as stations
@@ -42,15 +43,16 @@ def list_stations(account: Account, db: Db) -> list[StationOut]:
 
 
 @admin_router.post("/stations/{station_id}/revoke", response_model=StationOut,
-                   responses=ADMIN_ERRORS)
-def revoke_station(station_id: int, account: Account, db: Db) -> StationOut:
+                   responses={**ADMIN_ERRORS, 404: {"description": "no such station"}})
+def revoke_station(station_id: RowId, account: Account, db: Db) -> StationOut:
     """Revoke a station's credential: its next request gets 401."""
     account.require(ADMIN)
     return stations.revoke(db, station_id, actor=account.actor)
 
 
 @station_router.post("/enroll", response_model=EnrollResponse, status_code=201,
-             responses={401: {"description": "code unknown, used or expired"}})
+             responses={401: {"description": "code unknown, used or expired"},
+                        422: {"description": "a bad field, or the engine has no signing key"}})
 def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
     """Exchange a one-time enrollment code for a station token and the engine's public key."""
     return stations.enroll(db, body.code, body.station_ref)

@@ -1,7 +1,10 @@
-"""Sync status (administrators and IT): outbox queue, last success, last error.
+"""Sync status (administrators and IT): queue, last success, last error, refused captures.
 
-Reads an optional :class:`~skinstation.ui.sync_status.SyncStatusSource`; with none, the panel
-says plainly that sync is not configured.
+The captures set aside as refused are listed with their reasons, and a "Retry refused" button
+puts them back in the queue. Reads an optional
+:class:`~skinstation.ui.sync_status.SyncStatusSource`; with none, the panel says plainly that
+sync is not configured. Retrying is offered to accounts that may change the station's
+configuration (administrators), and the source checks the session again.
 """
 
 from __future__ import annotations
@@ -9,11 +12,15 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
+from skinstation.auth import can_change_station_settings
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
 from skinstation.ui.sync_status import SyncStatus
 from skinstation.ui.widgets.capture_view import local_time
 from skinstation.ui.widgets.common import MessageBar, heading, make_button, set_button_text
+
+ROW_KEYS = ("ui.sync.queue", "ui.sync.last_success", "ui.sync.last_error", "ui.sync.refused")
+SHOWN_REASONS = 5
 
 
 class SyncPanel(Screen):
@@ -38,18 +45,23 @@ class SyncPanel(Screen):
         self.error = QLabel(self)
         self.error.setObjectName("syncLastError")
         self.error.setWordWrap(True)
+        self.refused = QLabel(self)
+        self.refused.setObjectName("syncRefused")
+        self.refused.setWordWrap(True)
         self.form = QFormLayout()
-        self.form.addRow(QLabel(self), self.queue)
-        self.form.addRow(QLabel(self), self.success)
-        self.form.addRow(QLabel(self), self.error)
+        for value in (self.queue, self.success, self.error, self.refused):
+            self.form.addRow(QLabel(self), value)
         self.sync_now = make_button("syncNow", "primary", self)
         self.sync_now.clicked.connect(self._sync_now)
+        self.retry = make_button("syncRetryRefused", "", self)
+        self.retry.clicked.connect(self._retry_refused)
         self.message = MessageBar("syncMessage", self)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.placeholder)
         layout.addLayout(self.form)
         layout.addWidget(self.sync_now)
+        layout.addWidget(self.retry)
         layout.addWidget(self.message)
         layout.addStretch(1)
         self.timer = QTimer(self)
@@ -67,10 +79,11 @@ class SyncPanel(Screen):
         tr = self.ctx.tr
         self.title.setText(tr("ui.sync.title"))
         self.placeholder.setText(tr("ui.sync.not_configured"))
-        for row, key in enumerate(("queue", "last_success", "last_error")):
+        for row, key in enumerate(ROW_KEYS):
             label = self.form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget()
-            label.setText(tr(f"ui.sync.{key}"))
+            label.setText(tr(key))
         set_button_text(self.sync_now, tr("ui.sync.now"))
+        set_button_text(self.retry, tr("ui.sync.retry"))
         self._update()
 
     def _update(self) -> None:
@@ -83,12 +96,32 @@ class SyncPanel(Screen):
                 if item is not None and item.widget() is not None:
                     item.widget().setVisible(configured)
         self.sync_now.setVisible(configured and hasattr(self.ctx.sync, "sync_now"))
+        self.retry.setVisible(self.may_retry and status is not None
+                              and bool(status.refused_captures))
         if not configured or status is None:
             return
         self.queue.setText(tr("ui.sync.queue_value", count=status.queue_length))
         self.success.setText(local_time(status.last_success) if status.last_success
                              else tr("ui.sync.never"))
         self.error.setText(f"✖ {status.last_error}" if status.last_error else tr("ui.sync.none"))
+        self.refused.setText(self._refused_text(status))
+
+    @property
+    def may_retry(self) -> bool:
+        """Whether the source can retry refused captures and this operator may ask it to."""
+        return (self.configured and hasattr(self.ctx.sync, "retry_refused")
+                and self.ctx.allows(can_change_station_settings))
+
+    def _refused_text(self, status: SyncStatus) -> str:
+        tr, refused = self.ctx.tr, status.refused_captures
+        if not refused:
+            return tr("ui.sync.none")
+        lines = [tr("ui.sync.refused_value", count=len(refused))]
+        for capture_id, reason in list(refused.items())[:SHOWN_REASONS]:
+            lines.append(tr("ui.sync.refused_reason", capture=capture_id, reason=reason))
+        if len(refused) > SHOWN_REASONS:
+            lines.append(tr("ui.sync.refused_more", count=len(refused) - SHOWN_REASONS))
+        return "\n".join(lines)
 
     def refresh(self) -> None:
         """Read the status in the data thread."""
@@ -120,6 +153,26 @@ class SyncPanel(Screen):
             self.refresh()
 
         self.ctx.run_background(source.sync_now, done, failed)
+
+    def _retry_refused(self) -> None:
+        retry = getattr(self.ctx.sync, "retry_refused", None)
+        if retry is None or not self.may_retry:
+            return
+        session = self.ctx.require_session()
+        self.retry.setEnabled(False)
+
+        def done(retried: list[int]) -> None:
+            self.retry.setEnabled(True)
+            self.message.show_message(self.ctx.tr("ui.sync.retried", count=len(retried)),
+                                      "success")
+            self.refresh()
+
+        def failed(message: str) -> None:
+            self.retry.setEnabled(True)
+            self.message.error(message)
+            self.refresh()
+
+        self.ctx.run_background(lambda: retry(session), done, failed)
 
     def on_shown(self) -> None:
         """Refresh now and every few seconds while visible."""
