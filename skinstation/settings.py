@@ -198,6 +198,10 @@ class EngineSettings:
         retention_years: Captures taken longer ago than this many years are erased (with
             their predictions, reviews and image files) by the worker once a day; 0 keeps
             them forever.
+        encrypt_at_rest: Keep capture images and patients' pseudonyms, names and notes
+            encrypted with the engine's data keys (in the keyring). Turn off only where the
+            storage is encrypted otherwise: off, anyone with a copy of the database, the
+            storage or a backup reads them.
     """
 
     home: Path | None = None
@@ -232,6 +236,7 @@ class EngineSettings:
     login_threads: int = 0
     login_queue: int = 32
     retention_years: int = 0
+    encrypt_at_rest: bool = True
 
 
 @dataclass(frozen=True)
@@ -252,6 +257,10 @@ class Settings:
         retention_years: Captures taken longer ago than this many years are erased (images,
             labels, predictions; the engine is told on sync), checked at start-up and once a
             day by the sync thread; 0 keeps them forever.
+        encrypt_at_rest: Keep capture images and patients' pseudonyms, names and label notes
+            encrypted with the station's data keys (in the keyring). Turn off only where the
+            disk is encrypted otherwise: off, anyone with a copy of the database, the images
+            or a backup reads them.
     """
 
     home: Path = field(default_factory=lambda: Path.home() / ".local/share/skinstation")
@@ -265,6 +274,7 @@ class Settings:
     target_referral_sensitivity: float = 0.95
     store_patient_names: bool = False
     retention_years: int = 0
+    encrypt_at_rest: bool = True
     quality: QualitySettings = field(default_factory=QualitySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)

@@ -1,4 +1,4 @@
-"""Station administration commands (``audit verify``, ``backup``, ``restore``).
+"""Station administration commands: audit verify, backup, restore, patient erase, keys rotate.
 
 These act on the station's own database with the rights of the OS user running them (the
 same user who can read the database file); they are the station-side counterparts of the
@@ -8,6 +8,7 @@ same user who can read the database file); they are the station-side counterpart
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from skinstation.settings import Settings
@@ -83,6 +84,57 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_patient_erase(args: argparse.Namespace) -> int:
+    """Erase a patient's data from this station; the engine is told on the next sync."""
+    from skinstation.storage import init_database
+    from skinstation.storage.erasure import describe_patient, erase_patient
+
+    database = init_database(_settings(args))
+    try:
+        pseudonym, visits, captures = describe_patient(database, args.patient_id)
+        if not args.yes:
+            print(f"patient {args.patient_id} ({pseudonym}): {visits} visit(s), {captures} "
+                  "capture(s) with their images, labels and predictions will be erased here "
+                  "and on the engine. This cannot be undone.")
+            try:
+                answer = input("type 'erase' to go on: ")
+            except EOFError:
+                answer = ""
+            if answer.strip() != "erase":
+                print("nothing erased")
+                return 1
+        report = erase_patient(database, args.patient_id, actor_id=None, reason=args.reason)
+    finally:
+        database.dispose()
+    counts = report.counts
+    print(f"erased patient {args.patient_id} ({report.reason}): {counts.visits} visit(s), "
+          f"{counts.captures} capture(s), {counts.predictions} prediction(s), {counts.labels} "
+          f"label(s), {counts.engine_reviews} engine review(s), {counts.outbox} outbox "
+          f"entr{'y' if counts.outbox == 1 else 'ies'}, {report.images_deleted} image file(s); "
+          f"erasure {report.erasure_id} goes to the engine on the next sync")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Rotate the station's data keys; re-encrypt every image and encrypted column."""
+    from skinstation.core.crypto import STATION_KEYS
+    from skinstation.core.images import ImageError
+    from skinstation.core.keyring_file import KeystoreError
+    from skinstation.storage import init_database
+    from skinstation.storage.keys import rotate_station_keys
+
+    database = init_database(_settings(args))
+    try:
+        report = rotate_station_keys(database)
+    except (KeystoreError, ImageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+    print("\n".join(report.lines(f"skinstation-secrets/{STATION_KEYS}")))
+    return 0
+
+
 def register_station_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                               ) -> None:
     """Add the station's admin commands to the top-level subparsers."""
@@ -98,3 +150,19 @@ def register_station_commands(commands: argparse._SubParsersAction[argparse.Argu
         "restore", help="restore a backup archive (stop the station app first)")
     restore.add_argument("archive")
     restore.set_defaults(handler=cmd_restore)
+    keys = commands.add_parser("keys", help="the station's data keys (encryption at rest)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser(
+        "rotate", help="make a new data key current and re-encrypt images, pseudonyms, names "
+        "and notes under it (old keys stay for older backups)",
+    ).set_defaults(handler=cmd_keys_rotate)
+    patient = commands.add_parser("patient", help="a patient's data on this station")
+    patient_sub = patient.add_subparsers(dest="patient_command", required=True)
+    erase = patient_sub.add_parser(
+        "erase", help="erase a patient's images, captures, labels and predictions here and "
+                      "(on the next sync) on the engine")
+    erase.add_argument("patient_id", type=int, metavar="ID", help="the patient's local id")
+    erase.add_argument("--reason", required=True, choices=["patient_request", "entered_in_error"],
+                       help="why (a fixed set: never free text)")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    erase.set_defaults(handler=cmd_patient_erase)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,24 +44,49 @@ class PassFigures:
     """What a pass sent and found.
 
     Attributes:
-        requests: Requests sent.
-        operations: Operations exercised (per credential).
-        by_class: Answers per status class (``"2xx"`` .. ``"5xx"``).
-        by_status: Answers per status code.
-        by_credential: Answers per (credential, status class).
+        answers: Answers per (credential, operation label, status code): every request sent.
+        operations: Operations exercised (each once per credential).
         failures: Failed checks per check name (one count per failing answer and check).
         samples: One line per distinct failure: credential, operation, check, status, detail.
         seconds: Wall time of the pass.
     """
 
-    requests: int = 0
+    answers: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     operations: int = 0
-    by_class: Counter[str] = field(default_factory=Counter)
-    by_status: Counter[int] = field(default_factory=Counter)
-    by_credential: Counter[tuple[str, str]] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def _sum(self, key: Callable[[str, str, int], Any]) -> Counter[Any]:
+        totals: Counter[Any] = Counter()
+        for (credential, label, status), count in self.answers.items():
+            totals[key(credential, label, status)] += count
+        return totals
+
+    @property
+    def requests(self) -> int:
+        """Requests sent."""
+        return sum(self.answers.values())
+
+    @property
+    def by_class(self) -> Counter[str]:
+        """Answers per status class (``"2xx"`` .. ``"5xx"``)."""
+        return self._sum(lambda _c, _l, status: _status_class(status))
+
+    @property
+    def by_status(self) -> Counter[int]:
+        """Answers per status code."""
+        return self._sum(lambda _c, _l, status: status)
+
+    @property
+    def by_credential(self) -> Counter[tuple[str, str]]:
+        """Answers per (credential, status class)."""
+        return self._sum(lambda credential, _l, status: (credential, _status_class(status)))
+
+    @property
+    def by_operation(self) -> Counter[tuple[str, int]]:
+        """Answers per (operation label, status code)."""
+        return self._sum(lambda _c, label, status: (label, status))
 
     def summary(self) -> str:
         """A few lines a person (or a bench log) reads."""
@@ -108,6 +133,7 @@ def run_pass(
     negative_share: float = 0.3,
     session_for: Callable[[], requests.Session] = requests.Session,
     call_kwargs: Mapping[str, Any] | None = None,
+    observe: Callable[[str, Any, Any], None] | None = None,
 ) -> PassFigures:
     """Run the bounded pass: every operation, once per credential, in the order given.
 
@@ -121,6 +147,7 @@ def run_pass(
         negative_share: Share of schema-violating requests (0 to 1).
         session_for: Makes the HTTP session of each credential.
         call_kwargs: More arguments of every ``case.call`` (e.g. ``verify``, ``timeout``).
+        observe: Called with (credential, case, response) after each answer.
 
     Returns:
         The figures of the pass.
@@ -137,7 +164,7 @@ def run_pass(
                 _run_operation(figures, seen, credential, dict(headers), session, operation,
                                (examples_for or {}).get(operation.label, max_examples),
                                (tweaks or {}).get(operation.label), negative_share,
-                               dict(call_kwargs or {}))
+                               dict(call_kwargs or {}), observe)
     figures.seconds = time.monotonic() - started
     return figures
 
@@ -145,7 +172,8 @@ def run_pass(
 def _run_operation(figures: PassFigures, seen: set[tuple[str, str, str]], credential: str,
                    headers: dict[str, str], session: requests.Session, operation: Any,
                    examples: int, tweak: CaseTweak | None, negative_share: float,
-                   call_kwargs: dict[str, Any]) -> None:
+                   call_kwargs: dict[str, Any],
+                   observe: Callable[[str, Any, Any], None] | None) -> None:
     if examples <= 0:
         return
     label = operation.label
@@ -159,18 +187,18 @@ def _run_operation(figures: PassFigures, seen: set[tuple[str, str, str]], creden
         case.headers = sent
         try:
             response = case.call(session=session, **call_kwargs)
+        except requests.RequestException as error:  # no answer at all: a harness failure
+            _record(figures, seen, credential, label, "no_answer", "-",
+                    f"{type(error).__name__}: {error}")
+            return
         except Exception as error:  # an in-process app raises what a server answers with 500
-            figures.requests += 1
-            figures.by_class["5xx"] += 1
-            figures.by_status[500] += 1
-            figures.by_credential[(credential, "5xx")] += 1
+            figures.answers[(credential, label, 500)] += 1
             _record(figures, seen, credential, label, "not_a_server_error", 500,
                     f"{type(error).__name__}: {error}")
             return
-        figures.requests += 1
-        figures.by_class[_status_class(response.status_code)] += 1
-        figures.by_status[response.status_code] += 1
-        figures.by_credential[(credential, _status_class(response.status_code))] += 1
+        figures.answers[(credential, label, response.status_code)] += 1
+        if observe is not None:
+            observe(credential, case, response)
         for check in CHECKS:
             try:
                 case.validate_response(response, checks=[check])
@@ -197,11 +225,6 @@ def load_schema(base_url: str | None = None, app: Any = None,
     return schemathesis.openapi.from_url(f"{base_url}{path}", **kwargs)
 
 
-def operations_of(schema: Any) -> Iterable[str]:
-    """The labels of the schema's operations (``"GET /api/v1/x"``)."""
-    return [result.ok().label for result in schema.get_all_operations()]
-
-
 # -- strategies that reach past the first check --------------------------------------------
 
 @dataclass(frozen=True)
@@ -225,6 +248,30 @@ class SampleImage:
             return cls(data, kind, image.width, image.height)
 
 
+def with_values(path: Mapping[str, Sequence[Any]] | None = None,
+                body: Mapping[str, Sequence[Any]] | None = None) -> CaseTweak:
+    """Most cases take known-good values (a stored id, a real key) for some fields."""
+    fields = [("path", name, list(values)) for name, values in (path or {}).items()]
+    fields += [("body", name, list(values)) for name, values in (body or {}).items()]
+
+    def tweak(case: Any) -> st.SearchStrategy[Any]:
+        def apply(choices: tuple[tuple[bool, Any], ...]) -> Any:
+            for (where, name, _), (keep, value) in zip(fields, choices, strict=True):
+                if keep:
+                    continue
+                if where == "path":
+                    case.path_parameters = {**(case.path_parameters or {}), name: value}
+                elif isinstance(case.body, dict):
+                    case.body = {**case.body, name: value}
+            return case
+
+        return st.tuples(*(st.tuples(st.integers(0, 3).map(lambda n: n == 3),
+                                     st.sampled_from(values)) for _, _, values in fields)
+                         ).map(apply)
+
+    return tweak
+
+
 def classify_with_images(images: Sequence[SampleImage]) -> CaseTweak:
     """Most classify calls carry a real image (multipart file or base64 JSON), some keep theirs."""
     import base64
@@ -242,14 +289,21 @@ def classify_with_images(images: Sequence[SampleImage]) -> CaseTweak:
             case.body = body
             return case
 
-        return st.tuples(st.integers(0, 3).map(lambda n: n == 0), st.sampled_from(images)
+        return st.tuples(st.integers(0, 3).map(lambda n: n == 3), st.sampled_from(images)
                          ).map(apply)
 
     return tweak
 
 
-def captures_with_images(images: Sequence[SampleImage]) -> CaseTweak:
-    """Most capture uploads are a real image with a capture document that matches it."""
+def captures_with_images(images: Sequence[SampleImage],
+                         uids: Sequence[str] = ()) -> CaseTweak:
+    """Most capture uploads are a real image with a capture document that matches it.
+
+    Args:
+        images: The images to send.
+        uids: Capture uids to draw from (a uid sent again is a retry, or a conflict when it
+            comes with another image); none: a new uid each time.
+    """
     import hashlib
     import json
 
@@ -281,7 +335,8 @@ def captures_with_images(images: Sequence[SampleImage]) -> CaseTweak:
                          "image": image.data}
             return case
 
-        return st.tuples(st.integers(0, 3).map(lambda n: n == 0), st.uuids().map(str),
+        uid = st.sampled_from(list(uids)) if uids else st.uuids().map(str)
+        return st.tuples(st.integers(0, 3).map(lambda n: n == 3), uid,
                          st.sampled_from(images), st.sampled_from(["P-0001", "P-0002"]),
                          st.sampled_from(["benign", "skin_cancer", "indeterminate"])
                          ).map(apply)

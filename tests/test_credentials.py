@@ -1,4 +1,5 @@
-"""The station credential and other secrets: a secure keyring or a clear refusal."""
+"""The station credential and other secrets: a secure keyring, the machine-key fallback, or a
+clear refusal."""
 
 from __future__ import annotations
 
@@ -76,22 +77,36 @@ def _mode(path: Path) -> int:
     (JsonFileKeyring(), f"{__name__}.JsonFileKeyring",
      "keyring rates it not recommended (priority 0.5 < 1): plaintext or weakly protected"),
 ])
-def test_plaintext_fail_and_null_keyrings_are_refused_with_a_clear_message(
-    backend: KeyringBackend, name: str, reason: str
+def test_without_a_secure_os_keyring_secrets_fall_back_to_the_machine_key_file(
+    backend: KeyringBackend, name: str, reason: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SKINSTATION_HOME", str(home))
     keyring.set_keyring(backend)  # the keyring's default backend on this machine
 
-    with pytest.raises(CredentialError) as loading:
-        CredentialStore("station-1").load()
-    with pytest.raises(CredentialError) as saving:
+    with caplog.at_level(logging.WARNING, logger="skinstation.core.keystore"):
+        assert CredentialStore("station-1").load() is None
         CredentialStore("station-1").save(CREDENTIAL)
-    with pytest.raises(InsecureKeyringError) as secret:
-        get_or_create_secret("station-data-key")
+        secret = get_or_create_secret("station-data-key")
+        assert CredentialStore("station-1").load() == CREDENTIAL
 
-    assert str(loading.value) == "keyring unavailable: " + _refusal(name, reason)
-    assert str(saving.value) == ("cannot store the credential in the keyring: "
-                                 + _refusal(name, reason))
-    assert str(secret.value) == _refusal(name, reason)
+    key_file, ring_file = home / "keys" / "machine.key", home / "keys" / "keyring.enc"
+    assert (_mode(key_file), _mode(key_file.parent), _mode(ring_file)) == (0o600, 0o700, 0o600)
+    assert CREDENTIAL.token.encode() not in ring_file.read_bytes()
+    assert base64.b64encode(secret) not in ring_file.read_bytes()
+    assert EncryptedFileKeyring(ring_file, key_file=key_file).get_password(
+        SECRETS_SERVICE, "station-data-key") == base64.b64encode(secret).decode()
+    assert [r.getMessage() for r in caplog.records if r.name == "skinstation.core.keystore"] == [
+        f"refusing the keyring backend {name}: {reason}; keeping SkinStation's secrets in its "
+        f"encrypted file keyring keyed by the machine key file {key_file} (created if missing, "
+        "owner-only). This protects copies of the database, images or backups made without "
+        "that key file, not someone who can read this home folder. For stronger protection "
+        "use the OS keyring, or set SKINSTATION_KEYRING_PASSPHRASE (the administrator's "
+        "passphrase)."]
+    with pytest.raises(InsecureKeyringError) as refused:  # given explicitly: still refused
+        get_or_create_secret("station-data-key", backend=backend)
+    assert str(refused.value) == _refusal(name, reason)
 
 
 def test_a_plaintext_keyring_given_explicitly_is_refused_and_writes_nothing(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from skinstation.core.crypto import ENGINE_KEYS
 from skinstation.engine.accounts import service as accounts
 from skinstation.engine.accounts.models import AccountRole
 from skinstation.engine.database import open_engine_database
@@ -29,8 +30,11 @@ from skinstation.training.splits import load_or_make_split, load_split
 from tests.conftest import REPO_ROOT, write_manifest
 from tests.test_engine_helpers import (
     add_capture,
+    file_keyring,
+    file_keyring_env,
     ham_images,
     make_station,
+    share_data_keys,
     tiny_engine_options,
     write_engine_config,
 )
@@ -80,7 +84,9 @@ def test_ddp_retraining_with_two_processes_and_a_rejecting_gate(
         review.submit_review(db, derm, stored.capture_id, "correct", code)
     job = jobs.create_job(db, actor="test")
 
-    env = {**os.environ, "SKINSTATION_CONFIG": str(config)}
+    ring = tmp_path / "engine-keyring.enc"  # the worker reads the images encrypted here
+    share_data_keys(ENGINE_KEYS, file_keyring(ring))
+    env = {**os.environ, "SKINSTATION_CONFIG": str(config), **file_keyring_env(ring)}
     worker = subprocess.run(
         [sys.executable, "-m", "skinstation.cli", "engine", "worker", "--once"], env=env,
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)

@@ -115,7 +115,8 @@ def test_enroll_capture_sync_review_retrain_promote_and_classify(
         # -- retraining in a separate worker process, behind the gate -----------------------
         job = engine.post("/admin/training-jobs", admin, json={}).json()
         assert job["state"] == "queued"
-        env = {**os.environ, "SKINSTATION_CONFIG": str(engine.config)}
+        env = {**os.environ, "SKINSTATION_CONFIG": str(engine.config),
+               **engine.server.env}  # the engine's keyring: the images are encrypted at rest
         worker = subprocess.run(
             [sys.executable, "-m", "skinstation.cli", "engine", "worker", "--once"],
             env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)

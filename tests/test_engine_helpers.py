@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from skinstation.core.crypto import ENGINE_KEYS, configure_data_keys
 from skinstation.engine.accounts.models import AccountRole
 from skinstation.engine.accounts.service import create_account
 from skinstation.engine.database import EngineDatabase, open_engine_database
@@ -148,11 +149,12 @@ class EngineServer:
     """``skinstation engine serve`` in its own process, over HTTPS on 127.0.0.1."""
 
     def __init__(self, config: Path, tls: Tls, *, workers: int = 1,
-                 port: int | None = None) -> None:
+                 port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.tls = tls
         self.workers = workers
         self.port = port or free_port()
+        self.env = env or {}  # e.g. file_keyring_env: the keyring holding its data keys
         self.process: subprocess.Popen[bytes] | None = None
         self.log = config.parent / f"engine-{self.port}.log"
 
@@ -163,7 +165,7 @@ class EngineServer:
 
     def start(self, timeout: float = 60.0) -> EngineServer:
         """Start and wait until ``/api/v1/health`` answers."""
-        env = {**os.environ, "SKINSTATION_CONFIG": str(self.config)}
+        env = {**os.environ, "SKINSTATION_CONFIG": str(self.config), **self.env}
         env.pop("SKINSTATION_HOME", None)
         command = [sys.executable, "-m", "skinstation.cli", "engine", "serve", "--host",
                    "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
@@ -260,7 +262,12 @@ def start_engine(tmp_path: Path, data_dir: Path, tls: Tls, *, database_url: str 
     config = write_engine_config(tmp_path / "engine-settings.toml", home=home,
                                  data_dir=data_dir, engine=engine_options)
     settings = Settings.load(env={}, config_file=config)
-    server = EngineServer(config, tls, workers=workers).start()
+    # the server and this process keep the engine's data keys in one file keyring
+    keyring_file = tmp_path / "engine-keyring.enc"
+    configure_data_keys(ENGINE_KEYS, enabled=settings.engine.encrypt_at_rest,
+                        home=settings.home, backend=file_keyring(keyring_file))
+    server = EngineServer(config, tls, workers=workers, env=file_keyring_env(keyring_file),
+                          ).start()
     db = open_engine_database(settings)
     create_account(db, "admin", ADMIN_PASSWORD, AccountRole.ADMIN, actor="test")
     create_account(db, "drlee", DERM_PASSWORD, AccountRole.DERMATOLOGIST,
@@ -289,6 +296,24 @@ def file_keyring_env(path: Path) -> dict[str, str]:
     """The environment that makes a station process use :func:`file_keyring`'s file."""
     return {"SKINSTATION_KEYRING_FILE": str(path),
             "SKINSTATION_KEYRING_PASSPHRASE": TEST_KEYRING_PASSPHRASE}
+
+
+def share_data_keys(name: str, target: Any) -> None:
+    """Copy this process's data keys ``name`` (made if missing) into the keyring ``target``.
+
+    A station or engine process started by a test then reads what the test wrote and the
+    other way round. Rotating in the test later needs another copy.
+    """
+    from skinstation.core.crypto import DataKeys
+    from skinstation.core.keystore import SECRETS_SERVICE, default_keyring
+
+    keys = DataKeys(name)
+    keys.current_id()
+    source = default_keyring()
+    for entry in ["current", *keys.versions()]:
+        value = source.get_password(SECRETS_SERVICE, f"{name}-{entry}")
+        assert value is not None
+        target.set_password(SECRETS_SERVICE, f"{name}-{entry}", value)
 
 
 def station_settings(tmp_path: Path, engine_url: str, tls: Tls, *, name: str = "station",

@@ -25,6 +25,7 @@ from tests.test_storage_helpers import BACKENDS, postgres_schema_url
 
 ENGINE_TABLES = {
     "accounts", "api_sessions", "audit_log", "captures", "deployments", "enrollment_codes",
+    "erasures", "erased_captures", "training_cases",
     "exam_sessions", "model_versions", "patients", "predictions", "reviews", "signing_keys",
     "stations", "training_jobs", "providers", "provider_keys", "provider_usage",
     "provider_rate_windows", VERSION_TABLE,
@@ -51,7 +52,7 @@ def _diff(db: EngineDatabase) -> list[Any]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_migration_builds_exactly_the_engine_models(settings: Settings, backend: str) -> None:
     with engine_db(settings, backend) as db:
-        assert current_revision(db.engine) == head_revision() == "0004"
+        assert current_revision(db.engine) == head_revision() == "0006"
         assert set(inspect(db.engine).get_table_names()) == ENGINE_TABLES
         assert _diff(db) == []
         again = open_engine_database(db.settings)  # upgrading at head is a no-op

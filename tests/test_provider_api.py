@@ -210,8 +210,8 @@ def test_openapi_documents_every_provider_route_with_examples(engine: EngineUnde
     assert body["multipart/form-data"]["schema"]["required"] == ["image", "end_user_id",
                                                                  "device_id"]
     assert body["application/json"]["schema"]["examples"][0]["end_user_id"] == "u-7f3a9c"
-    assert set(classify["responses"]) == {"200", "401", "403", "413", "415", "422", "429",
-                                          "503"}
+    assert set(classify["responses"]) == {"200", "400", "401", "403", "413", "415", "422",
+                                          "429", "503"}
     assert "Retry-After" in classify["responses"]["429"]["headers"]
     assert {"ProviderKeyBearer", "ProviderKeyHeader"} <= set(spec["components"]
                                                              ["securitySchemes"])

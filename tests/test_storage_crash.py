@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from skinstation.core.files import TEMP_PREFIX
-from skinstation.core.images import sha256_of_file
 from skinstation.settings import Settings
 from skinstation.storage import (
     AuditAction,
@@ -90,7 +89,7 @@ def _check_invariants(database: Database) -> int:
             .where(AuditEvent.action == AuditAction.CAPTURE_SAVED.value)
         )
     for _, ref, sha256 in captures:
-        assert sha256_of_file(store.path_for(ref)) == sha256
+        assert store.intact(ref, sha256)  # decrypted, hashes to its sha256
     referenced = {ref for _, ref, _ in captures}
     on_disk = [store.ref_of(p) for p in store.files()]
     assert not [name for name in on_disk if Path(name).name.startswith(TEMP_PREFIX)]
@@ -103,7 +102,12 @@ def _check_invariants(database: Database) -> int:
     return len(captures)
 
 
-def test_sigkill_mid_write_never_leaves_a_row_without_its_image(settings: Settings) -> None:
+def test_sigkill_mid_write_never_leaves_a_row_without_its_image(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the writer process and this one keep the data keys in one encrypted file keyring
+    monkeypatch.setenv("SKINSTATION_KEYRING_FILE", str(settings.home / "test-keyring.enc"))
+    monkeypatch.setenv("SKINSTATION_KEYRING_PASSPHRASE", "crash test keyring passphrase")
     visit_id, operator_id = _setup(settings)
     chooser = random.Random(20250314)
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

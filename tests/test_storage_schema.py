@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "audit_log",
     "captures",
     "engine_reviews",
+    "erasures",
     "labels",
     "operators",
     "outbox",
@@ -89,7 +90,7 @@ def test_storage_decision_codes_match_inference() -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_migration_creates_exactly_the_models_schema(settings: Settings, backend: str) -> None:
     with open_backend(settings, backend) as database:
-        assert current_revision(database.engine) == head_revision() == "0005"
+        assert current_revision(database.engine) == head_revision() == "0007"
         assert set(inspect(database.engine).get_table_names()) == EXPECTED_TABLES
         assert _schema_diff(database.engine) == []
 
@@ -148,7 +149,7 @@ def test_upgrade_is_idempotent_and_keeps_data(settings: Settings, backend: str) 
         third = init_database(settings)
         try:
             assert before == _schema_diff(again.engine) == _schema_diff(third.engine) == []
-            assert current_revision(third.engine) == "0005"
+            assert current_revision(third.engine) == "0007"
             with third.engine.connect() as connection:
                 assert connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1
                 names = connection.scalars(text("SELECT username FROM operators")).all()

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DatabaseError
 
+from skinstation.core.crypto import STATION_KEYS, data_cipher
 from skinstation.settings import Settings
 from skinstation.storage import (
     AppendOnlyError,
@@ -170,7 +171,8 @@ def test_real_jpeg_is_stored_byte_for_byte(sqlite_world: World, real_image_path:
         capture_time=T0,
     )
     assert capture.image_format == "jpg"
-    assert w.database.images.path_for(capture.image_ref).read_bytes() == original
+    stored = w.database.images.path_for(capture.image_ref).read_bytes()  # encrypted at rest
+    assert data_cipher(STATION_KEYS).decrypt_blob(stored, context=capture.image_ref) == original
     assert w.store.read_image(capture.id, actor_id=w.staff) == original
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from skinstation.core.crypto import STATION_KEYS
 from skinstation.engine.ingest.models import Capture as EngineCapture
 from skinstation.settings import Settings
 from skinstation.storage import Outbox, OutboxState, SyncRecords
@@ -38,6 +39,7 @@ from tests.test_engine_helpers import (
     ham_images,
     make_station,
     make_tls,
+    share_data_keys,
     start_engine,
     station_settings,
 )
@@ -332,6 +334,7 @@ def test_kill_9_of_the_station_mid_sync_resumes_without_loss_or_duplicates(
         f'data_dir = "{engine.settings.data_dir}"\n[sync]\nengine_url = "{proxy.url}"\n'
         f'ca_bundle = "{engine.tls.ca_cert}"\nsettle_seconds = 0.0\ninterval_seconds = 0.5\n'
         "backoff_seconds = 0.05\n", encoding="utf-8")
+    share_data_keys(STATION_KEYS, keyring_backend)  # it reads what this process encrypted
     env = {**os.environ, "SKINSTATION_CONFIG": str(config),
            **file_keyring_env(Path(keyring_backend.file_path))}
     process = subprocess.Popen([sys.executable, "-m", "skinstation.cli", "sync", "run"],

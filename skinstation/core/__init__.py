@@ -2,7 +2,8 @@
 
 UTC time helpers (:mod:`.timeutil`), the SQLAlchemy building blocks (:mod:`.sqlbase`) and
 migrations (:mod:`.migrations`), atomic writes and owner-only permissions (:mod:`.files`), the
-secure keyring and its secrets (:mod:`.keystore`, :mod:`.keyring_file`), content-addressed image
+secure keyring and its secrets (:mod:`.keystore`, :mod:`.keyring_file`), encryption at rest
+(:mod:`.crypto`, :mod:`.sqlcrypto`, :mod:`.rotation`, :mod:`.sqlrewrite`), content-addressed image
 files (:mod:`.images`), password hashing and policy (:mod:`.passwords`), account names
 (:mod:`.usernames`), plain-text field checks (:mod:`.validation`), the translated-text lookup
 (:mod:`.i18n`) and the triage vocabulary (:mod:`.triage`) — one definition each. Nothing here

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keyring
-
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
@@ -271,9 +270,16 @@ def configure_data_keys(name: str, *, enabled: bool, home: Path | None = None,
         enabled: Encrypt new values and files (False: write plaintext).
         home: The home whose machine key the keyring falls back to (see
             :func:`~skinstation.core.keystore.default_keyring`).
-        backend: A keyring to use instead of the default one.
+        backend: A keyring to use instead of the default one; without one, a keyring given
+            earlier for the same home stays.
     """
-    _CONFIGS[name] = _DataKeysConfig(enabled, home, backend)
+    previous = _CONFIGS.get(name)
+    if previous is None or previous.home != home:
+        _CONFIGS[name] = _DataKeysConfig(enabled, home, backend)
+    elif backend is None or backend is previous.backend:  # the same keys: keep them loaded
+        previous.enabled = enabled
+    else:
+        _CONFIGS[name] = _DataKeysConfig(enabled, home, backend)
 
 
 def encryption_enabled(name: str) -> bool:

@@ -6,6 +6,12 @@ written to a temporary file in the same folder, fsynced, renamed into place and 
 fsynced, so after a crash a file either is complete or is a leftover ``.tmp-*`` that
 :func:`skinstation.storage.recovery.recover` deletes. Reading verifies the sha256.
 
+A store given data keys (``keys``: the station's or the engine's) keeps its files encrypted
+at rest while :func:`~skinstation.core.crypto.encryption_enabled` says so: a file is
+``Cipher.encrypt_blob(bytes, context=<its reference>)``, bound to its content address, and
+reading decrypts and then verifies the sha256 of the plaintext. Files written before (or with
+encryption off) are plaintext and read as they are. No plaintext copy is written anywhere.
+
 Every entry point that receives image bytes (the engine's station ingest and provider
 classification) first reads only the header (:func:`inspect_header`) and refuses an image over
 the same :class:`ImageLimits` before anything decodes its pixels.
@@ -25,6 +31,13 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from skinstation.core.crypto import (
+    BLOB_MAGIC,
+    Cipher,
+    DecryptionError,
+    data_cipher,
+    encryption_enabled,
+)
 from skinstation.core.files import (
     fsync_directory,
     private_file,
@@ -188,24 +201,61 @@ def _png_from_array(array: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def sha256_of_file(path: Path) -> str:
-    """Return the hex sha256 of a file's contents."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ImageStore:
     """The folder of content-addressed image files.
 
     Args:
         root: Folder holding the files (created, owner-only, on first write).
+        keys: Data keys that encrypt the files (see the module docstring); ``None`` keeps
+            plaintext files (an encrypted one then cannot be read).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: str | None = None) -> None:
         self.root = Path(root)
+        self.keys = keys
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether new files are written encrypted."""
+        return self.keys is not None and encryption_enabled(self.keys)
+
+    def _cipher(self, ref: str) -> Cipher:
+        if self.keys is None:
+            raise ImageIntegrityError(f"image file {ref} is encrypted, and this image store has "
+                                      "no data keys to read it")
+        return data_cipher(self.keys)
+
+    def _seal(self, image: EncodedImage) -> bytes:
+        if not self.encrypts:
+            return image.data
+        return self._cipher(image.ref).encrypt_blob(image.data, context=image.ref)
+
+    def _open(self, ref: str, stored: bytes) -> bytes:
+        """The plaintext of a stored file.
+
+        Raises:
+            DecryptionError: Its data key is not in the keyring.
+            ImageIntegrityError: It does not decrypt (changed bytes, or another file's).
+        """
+        if not stored.startswith(BLOB_MAGIC):
+            return stored
+        cipher = self._cipher(ref)
+        key_id = cipher.key_id_of_blob(stored)
+        cipher.keys.key(key_id or "")  # a missing key is said as such, not as damage
+        try:
+            return cipher.decrypt_blob(stored, context=ref)
+        except DecryptionError as error:
+            raise ImageIntegrityError(f"image file {ref} fails its integrity check: "
+                                      f"{error}") from None
+
+    def _holds(self, path: Path, image: EncodedImage) -> bool:
+        """Whether ``path`` already holds ``image``, stored as this store writes now."""
+        try:
+            stored = path.read_bytes()
+            intact = hashlib.sha256(self._open(image.ref, stored)).hexdigest() == image.sha256
+        except (OSError, ImageIntegrityError, DecryptionError):
+            return False
+        return intact and stored.startswith(BLOB_MAGIC) == self.encrypts
 
     def path_for(self, ref: str) -> Path:
         """Return the absolute path of a stored image reference.
@@ -228,11 +278,11 @@ class ImageStore:
             The reference to record in the database (``image.ref``).
         """
         path = self.path_for(image.ref)
-        if path.is_file() and sha256_of_file(path) == image.sha256:
+        if path.is_file() and self._holds(path, image):
             os.utime(path)
             private_file(path)  # a file kept from before owner-only writes
             return image.ref
-        write_atomically(path, image.data)
+        write_atomically(path, self._seal(image))
         return image.ref
 
     def stage(self, image: EncodedImage) -> StagedImage:
@@ -244,23 +294,26 @@ class ImageStore:
         with the same content is reused (nothing is written; discarding leaves it alone).
         """
         path = self.path_for(image.ref)
-        if path.is_file() and sha256_of_file(path) == image.sha256:
+        if path.is_file() and self._holds(path, image):
             os.utime(path)
             return StagedImage(image.ref, path, None)
-        return StagedImage(image.ref, path, write_temporary(path.parent, image.data))
+        return StagedImage(image.ref, path, write_temporary(path.parent, self._seal(image)))
 
     def read(self, ref: str, sha256: str) -> bytes:
         """Read a stored image and check it is the one recorded.
 
         Raises:
             ImageMissingError: If the file is gone.
-            ImageIntegrityError: If its bytes do not hash to ``sha256``.
+            ImageIntegrityError: If its bytes (decrypted) do not hash to ``sha256``, or an
+                encrypted file does not decrypt.
+            DecryptionError: The file's data key is not in the keyring.
         """
         path = self.path_for(ref)
         try:
-            data = path.read_bytes()
+            stored = path.read_bytes()
         except FileNotFoundError as error:
             raise ImageMissingError(f"image file {ref} is missing from {self.root}") from error
+        data = self._open(ref, stored)
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
             raise ImageIntegrityError(
@@ -268,6 +321,38 @@ class ImageStore:
                 f"expected {sha256} (file altered or corrupted)"
             )
         return data
+
+    def intact(self, ref: str, sha256: str) -> bool:
+        """Whether the file of ``ref`` reads (decrypts) and hashes to ``sha256``.
+
+        Raises:
+            DecryptionError: The file's data key is not in the keyring.
+        """
+        try:
+            self.read(ref, sha256)
+        except (ImageMissingError, ImageIntegrityError):
+            return False
+        return True
+
+    def reencrypt(self, ref: str, sha256: str) -> bool:
+        """Write a file again under the current data key (atomically); False if it was already.
+
+        A plaintext file is encrypted only while encryption is enabled.
+
+        Raises:
+            ImageMissingError, ImageIntegrityError, DecryptionError: As :meth:`read`; the
+                file is left as it was.
+        """
+        data = self.read(ref, sha256)
+        with open(self.path_for(ref), "rb") as handle:
+            head = handle.read(64)
+        if not head.startswith(BLOB_MAGIC) and not self.encrypts:
+            return False
+        cipher = self._cipher(ref)
+        if cipher.key_id_of_blob(head) == cipher.keys.current_id():
+            return False
+        write_atomically(self.path_for(ref), cipher.encrypt_blob(data, context=ref))
+        return True
 
     def files(self) -> Iterator[Path]:
         """Yield every file in the store, including leftover temporary files."""

@@ -12,6 +12,13 @@ the encrypted file keyring even where a Secret Service runs.
 Keyrings that protect nothing are refused with :class:`InsecureKeyringError`: keyring's
 ``fail`` and ``null`` backends, the keyrings.alt plaintext family, and any backend keyring
 itself rates "not recommended" (priority below 1). Tests install their own in-memory keyring.
+
+When nothing is configured and the OS keyring is missing or refused (a headless machine),
+:func:`default_keyring` falls back to the encrypted file keyring keyed by a machine key file
+``<home>/keys/machine.key`` (created on first use, 0600 in a 0700 folder), with one logged
+warning: as if ``SKINSTATION_KEYRING_KEY_FILE`` named that file. It protects the secrets (and
+so the data encrypted at rest) in copies of the database, images or backups made without the
+key file, not against someone who can read the home folder as the station's user.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -35,9 +43,13 @@ from skinstation.settings import Settings
 ENV_FILE = "SKINSTATION_KEYRING_FILE"
 ENV_PASSPHRASE = "SKINSTATION_KEYRING_PASSPHRASE"  # noqa: S105 (a variable name)
 ENV_KEY_FILE = "SKINSTATION_KEYRING_KEY_FILE"
+log = logging.getLogger(__name__)
+
 SECRETS_SERVICE = "skinstation-secrets"
 """The keyring service under which :func:`get_or_create_secret` keeps its secrets."""
 SECRET_BYTES = 32
+MACHINE_KEY_FILE = "machine.key"
+"""The fallback machine key: ``<home>/keys/machine.key``."""
 
 HOW_TO = ("use the OS keyring (the Secret Service: GNOME Keyring or KWallet; macOS Keychain; "
           "Windows Credential Locker), or on a headless station set "
@@ -129,9 +141,9 @@ def default_keyring(env: Mapping[str, str] | None = None,
         home: Station home for the default keyring file (from the settings if None).
 
     Raises:
-        InsecureKeyringError: No encrypted file keyring is configured and the OS keyring is
-            missing or insecure.
-        KeystoreError: Both a passphrase and a key file are set, or one is unusable.
+        KeystoreError: Both a passphrase and a key file are set, or one is unusable; the
+            keyring configuration cannot be loaded; or the OS keyring is missing or insecure
+            and the fallback machine key cannot be used (see the module docstring).
     """
     env = os.environ if env is None else env
     passphrase = env.get(ENV_PASSPHRASE) or None
@@ -145,7 +157,24 @@ def default_keyring(env: Mapping[str, str] | None = None,
         backend = keyring.get_keyring()
     except Exception as error:  # a broken PYTHON_KEYRING_BACKEND or keyringrc.cfg
         raise KeystoreError(f"the keyring cannot be loaded: {error}; {HOW_TO}") from error
-    return require_secure(backend)
+    try:
+        return require_secure(backend)
+    except InsecureKeyringError as refusal:
+        path = keyring_file_path(env, home)
+        machine_key = path.parent / MACHINE_KEY_FILE
+        _warn_machine_key(str(refusal).split(";", 1)[0], machine_key)
+        return _file_keyring(path, None, machine_key)
+
+
+@functools.lru_cache(maxsize=8)
+def _warn_machine_key(reason: str, key_file: Path) -> None:
+    # lru_cache: one warning per process and key file, however often the keyring is asked for
+    log.warning(
+        "%s; keeping SkinStation's secrets in its encrypted file keyring keyed by the machine "
+        "key file %s (created if missing, owner-only). This protects copies of the database, "
+        "images or backups made without that key file, not someone who can read this home "
+        "folder. For stronger protection use the OS keyring, or set %s (the administrator's "
+        "passphrase).", reason, key_file, ENV_PASSPHRASE)
 
 
 def get_or_create_secret(name: str, *, backend: KeyringBackend | None = None,

@@ -23,6 +23,7 @@ from skinstation.engine.deps import ERROR_HANDLERS, BodyLimitMiddleware, Db
 from skinstation.engine.ingest import routes as ingest_routes
 from skinstation.engine.models import routes as model_routes
 from skinstation.engine.openapi import install as document_errors
+from skinstation.engine.patients import routes as patient_routes
 from skinstation.engine.providers import routes as provider_routes
 from skinstation.engine.providers.classify import ClassifyService
 from skinstation.engine.retraining import routes as retraining_routes
@@ -36,12 +37,13 @@ MULTIPART_OVERHEAD = 64 * 1024
 API_ROUTERS = (
     # what stations call
     station_routes.station_router, ingest_routes.station_router,
-    review_routes.station_router, model_routes.station_router,
+    review_routes.station_router, model_routes.station_router, patient_routes.station_router,
     # what people call
     account_routes.router, review_routes.router,
     # administrators
     station_routes.admin_router, account_routes.admin_router,
     retraining_routes.admin_router, model_routes.admin_router, audit_routes.admin_router,
+    patient_routes.admin_router,
     # third-party providers
     provider_routes.router, provider_routes.admin_router,
 )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from skinstation.engine.errors import EngineError
+from skinstation.engine.keys.cli import register_key_commands
 from skinstation.engine.providers.cli import register_provider_commands
 from skinstation.settings import Settings
 
@@ -342,6 +343,7 @@ def register_engine_commands(commands: Any) -> None:
     back.set_defaults(handler=cmd_models_rollback)
 
     register_provider_commands(sub, _db, _reports_errors)
+    register_key_commands(sub, _db, _reports_errors)
 
     audit = sub.add_parser("audit", help="print the audit log")
     audit.add_argument("--actor")

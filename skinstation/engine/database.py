@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from skinstation.core.crypto import ENGINE_KEYS, configure_data_keys
 from skinstation.core.files import private_dir, secure_tree
 from skinstation.core.images import ImageStore
 from skinstation.core.migrations import MigrationScripts, SessionScope
@@ -123,4 +124,7 @@ def open_engine_database(settings: Settings, *, migrate: bool = True) -> EngineD
     if migrate:
         MIGRATIONS.upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    return EngineDatabase(settings, paths, engine, sessions, ImageStore(paths.images))
+    configure_data_keys(ENGINE_KEYS, enabled=settings.engine.encrypt_at_rest,
+                        home=settings.home)
+    return EngineDatabase(settings, paths, engine, sessions,
+                          ImageStore(paths.images, keys=ENGINE_KEYS))

@@ -60,6 +60,7 @@ class AuditAction(StrEnum):
     SETTINGS_CHANGED = "settings.changed"
     BACKUP_CREATED = "backup.created"
     BACKUP_RESTORED = "backup.restored"
+    KEYS_ROTATED = "keys.rotated"
 
 
 APPEND_ONLY_MODELS: tuple[type, ...] = (AuditEvent, Label)

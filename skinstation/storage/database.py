@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from skinstation.core.crypto import STATION_KEYS, configure_data_keys
 from skinstation.core.files import secure_tree
 from skinstation.core.images import ImageStore
 from skinstation.core.migrations import MigrationScripts, SessionScope
@@ -90,7 +91,8 @@ def init_database(
     upgrade_to_head(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     install_append_only_guard(sessions)
-    images = ImageStore(settings.images_dir)
+    configure_data_keys(STATION_KEYS, enabled=settings.encrypt_at_rest, home=settings.home)
+    images = ImageStore(settings.images_dir, keys=STATION_KEYS)
     report = recover(settings, engine=engine, grace=orphan_grace) if run_recovery else None
     database = Database(settings, engine, sessions, images, report)
     if settings.retention_years:

@@ -150,7 +150,7 @@ def erase_patient(database: Database, patient_id: int, *, actor_id: int | None,
         counts["visits"] = _delete(session, Visit, Visit.patient_id == patient_id)
         counts["patients"] = _delete(session, Patient, Patient.id == patient_id)
         report = _queue(session, database, clock(), parsed, pseudonym, captures, actor_id,
-                        counts, refs, PATIENT_ERASED)
+                        counts, PATIENT_ERASED)
     return _finish(database, report, refs)
 
 
@@ -187,7 +187,7 @@ def apply_retention(database: Database, now: datetime, *,
                        & ~select(Capture.id).where(Capture.visit_id == Visit.id).exists())
             counts["visits"] += _delete(session, Visit, emptied)
         report = _queue(session, database, as_utc(now), ErasureReason.RETENTION, None, captures,
-                        None, counts, refs, CAPTURES_ERASED, {"retention_years": years})
+                        None, counts, CAPTURES_ERASED, {"retention_years": years})
     return _finish(database, report, refs)
 
 
@@ -202,7 +202,9 @@ def run_retention_if_due(database: Database, now: datetime) -> ErasureReport | N
     now = as_utc(now)
     with database.transaction() as session:
         row = session.get(SyncState, RETENTION_LAST_RUN)
-        if row is not None and now - datetime.fromisoformat(row.value) < RETENTION_INTERVAL:
+        # a last run "in the future" (the clock was set back) does not hold retention off
+        if row is not None and timedelta(0) <= now - datetime.fromisoformat(
+                row.value) < RETENTION_INTERVAL:
             return None
     report = apply_retention(database, now)
     with database.transaction() as session:
@@ -300,7 +302,7 @@ def _delete_captures(session: Session,
 
 def _queue(session: Session, database: Database, now: datetime, reason: ErasureReason,
            pseudonym: str | None, captures: Sequence[_CaptureRow], actor_id: int | None,
-           counts: dict[str, int], refs: set[str], action: str,
+           counts: dict[str, int], action: str,
            extra: dict[str, object] | None = None) -> ErasureReport:
     """Queue the erasure for the engine and write its one audit row (counts, no names)."""
     erasure = Erasure(requested_at=now, reason=reason.value, pseudonym=pseudonym,
@@ -327,3 +329,18 @@ def _finish(database: Database, report: ErasureReport, refs: set[str]) -> Erasur
             path.unlink()
             removed += 1
     return ErasureReport(report.erasure_id, report.reason, report.counts, removed)
+
+
+def describe_patient(database: Database, patient_id: int) -> tuple[str, int, int]:
+    """What erasing a patient would remove: (pseudonym, visits, captures); nothing is audited.
+
+    Raises:
+        NotFoundError: No such patient.
+    """
+    with database.transaction() as session:
+        pseudonym = get_or_raise(session, Patient, patient_id).pseudonym
+        visits = select(Visit.id).where(Visit.patient_id == patient_id)
+        count_visits = session.scalar(select(func.count()).select_from(visits.subquery())) or 0
+        captures = session.scalar(select(func.count()).select_from(Capture)
+                                  .where(Capture.visit_id.in_(visits))) or 0
+    return pseudonym, count_visits, captures

@@ -7,6 +7,10 @@ same on SQLite and PostgreSQL. The schema is created by the Alembic migrations i
 
 Append-only tables: ``audit_log`` and ``labels`` (database triggers refuse UPDATE/DELETE,
 and the session guard in :mod:`skinstation.storage.audit` refuses them before they reach SQL).
+
+Encrypted at rest (:class:`~skinstation.core.sqlcrypto.EncryptedText`, the station's data
+keys): patients' pseudonyms (deterministic: looked up and unique) and names, label notes and
+the pseudonyms of pending erasures.
 Only erasure (:mod:`skinstation.storage.erasure`) deletes labels, lifting their trigger for its
 own transaction; the audit log is never changed.
 """
@@ -30,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from skinstation.core.crypto import STATION_KEYS
 from skinstation.core.sqlbase import (
     LoginAccountColumns,
     PredictionColumns,
@@ -37,6 +42,7 @@ from skinstation.core.sqlbase import (
     in_values,
     new_metadata,
 )
+from skinstation.core.sqlcrypto import NAME_COLUMN, PSEUDONYM_COLUMN, EncryptedText
 from skinstation.core.triage import INDETERMINATE as INDETERMINATE
 from skinstation.core.triage import NOT_ASSESSABLE as NOT_ASSESSABLE
 from skinstation.core.triage import SKIN_CANCER as SKIN_CANCER
@@ -101,8 +107,11 @@ class Patient(Base):
     __tablename__ = "patients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str | None] = mapped_column(String(200))
+    pseudonym: Mapped[str] = mapped_column(
+        EncryptedText(STATION_KEYS, "patients.pseudonym", deterministic=True,
+                      length=PSEUDONYM_COLUMN), unique=True)
+    name: Mapped[str | None] = mapped_column(
+        EncryptedText(STATION_KEYS, "patients.name", length=NAME_COLUMN))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
     created_at: Mapped[datetime]
 
@@ -192,7 +201,7 @@ class Label(Base):
     capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     code: Mapped[str] = mapped_column(String(32))
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(EncryptedText(STATION_KEYS, "labels.note"))
     author_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id"))
     created_at: Mapped[datetime]
@@ -283,7 +292,8 @@ class Erasure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     requested_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(String(32))
-    pseudonym: Mapped[str | None] = mapped_column(String(64))
+    pseudonym: Mapped[str | None] = mapped_column(
+        EncryptedText(STATION_KEYS, "erasures.pseudonym", length=PSEUDONYM_COLUMN))
     capture_uids: Mapped[list[str]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), index=True)
     confirmed_at: Mapped[datetime | None]

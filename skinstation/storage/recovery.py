@@ -18,8 +18,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from skinstation.core.crypto import STATION_KEYS
 from skinstation.core.files import TEMP_PREFIX
-from skinstation.core.images import ImageStore, sha256_of_file
+from skinstation.core.images import ImageStore
 from skinstation.settings import Settings
 from skinstation.storage.models import Capture
 
@@ -78,7 +79,7 @@ def recover(
         finally:
             owned.dispose()
 
-    store = ImageStore(settings.images_dir)
+    store = ImageStore(settings.images_dir, keys=STATION_KEYS)
     # List files BEFORE reading the rows: a file whose row commits in between is then seen
     # as referenced. A file written after the listing is not considered at all.
     on_disk = list(store.files())
@@ -108,7 +109,7 @@ def recover(
         path = store.path_for(ref)
         if not path.is_file():
             missing.append(capture_id)
-        elif verify and sha256_of_file(path) != sha256:
+        elif verify and not store.intact(ref, sha256):  # decrypted first
             corrupt.append(capture_id)
 
     report = RecoveryReport(tuple(orphans), temp_removed, tuple(missing), tuple(corrupt))

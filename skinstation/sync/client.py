@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import requests
 from pydantic import TypeAdapter, ValidationError
 
+from skinstation.protocol.erasures import ErasureNotice, ErasureReceipt
 from skinstation.protocol.manifest import SignedManifest
 from skinstation.protocol.messages import (
     EnrollRequest,
@@ -195,6 +196,11 @@ class EngineClient:
                 f"{expected_size} bytes, {expected_sha256[:16]}…)")
         os.replace(partial, target)
         return target
+
+    def send_erasure(self, notice: ErasureNotice) -> ErasureReceipt:
+        """Tell the engine what this station erased; returns what the engine erased."""
+        response = self._request("POST", "/sync/erasures", json=notice.model_dump(mode="json"))
+        return _parse(ErasureReceipt, response)
 
     def report_event(self, kind: StationEventKind, *, version: str | None, deployment: int | None,
                      detail: str = "") -> None:

@@ -34,6 +34,7 @@ from skinstation.sync.client import (
     SyncError,
 )
 from skinstation.sync.credentials import CredentialError, CredentialStore, StationCredential
+from skinstation.sync.erasures import retention_if_due, send_erasures
 from skinstation.sync.pull import (
     INSTALLED_VERSION,
     ModelInstaller,
@@ -212,6 +213,7 @@ class SyncRunner:
             self.settings.sync, engine_url=self.settings.sync.engine_url or credential.engine_url)
         client = EngineClient(sync_settings, token=credential.token)
         try:
+            send_erasures(self.records.database, client, clock=self.clock)  # before uploads
             pushed = push_outbox(self.settings, self.records, self.outbox, client,
                                  now=self.clock(), stop=self._stop)
             pull_reviews(self.records, client)
@@ -303,6 +305,7 @@ class SyncRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            retention_if_due(self.records.database, self.clock)  # at most once a day
             try:
                 self.sync_once()
             except Exception as error:  # keep the thread alive whatever happens

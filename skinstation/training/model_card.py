@@ -135,6 +135,16 @@ def _also(training: dict[str, Any]) -> str:
             "archive images: CC BY-NC, non-commercial)")
 
 
+def _fingerprint(metadata: ModelMetadata) -> str:
+    """The training data fingerprint (it names every record trained on), if the file has one."""
+    if not metadata.data_fingerprint:
+        return "no training data fingerprint recorded"
+    cases = int(metadata.training.get("extra_records", 0) or 0)
+    seen = (f", including {cases} synced case(s) reviewed on the engine (a case erased later "
+            "stays recorded as seen by this model)" if cases else "")
+    return f"training data fingerprint `{metadata.data_fingerprint}`{seen}"
+
+
 def _where(training: dict[str, Any]) -> str:
     where = f"; trained on {training.get('hardware', 'a 2-core CPU machine')}"
     if training.get("run"):
@@ -172,7 +182,7 @@ dermatologist.
   {_f(assess.get('false_rejection_target', float('nan')))} false-rejection rate on validation.
 - Preprocessing (stored in the file): {metadata.preprocess}.
 - File: {size_bytes / 1e6:.1f} MB, content sha256 `{metadata.content_sha256}`, created
-  {metadata.created_at}; training data fingerprint `{metadata.data_fingerprint[:16]}…`.
+  {metadata.created_at}; {_fingerprint(metadata)}.
 
 ## Data and licence
 Trained on HAM10000 (ISIC 2018 Task 3 training set, 10,015 dermoscopic images, 7,470 lesions),

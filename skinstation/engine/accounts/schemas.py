@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skinstation.protocol.fields import Line
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -15,7 +17,7 @@ class _In(BaseModel):
 class LoginRequest(_In):
     """Username and password of an engine account."""
 
-    username: str = Field(min_length=1, max_length=64)
+    username: Line = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
 
 
@@ -31,10 +33,10 @@ class LoginResponse(BaseModel):
 class AccountIn(_In):
     """A new engine account."""
 
-    username: str = Field(min_length=2, max_length=64)
+    username: Line = Field(min_length=2, max_length=64)
     password: str = Field(min_length=1, max_length=256)
     role: Literal["admin", "dermatologist"]
-    display_name: str = Field(default="", max_length=200)
+    display_name: Line = Field(default="", max_length=200)
 
 
 class AccountOut(BaseModel):

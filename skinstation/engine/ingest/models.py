@@ -1,4 +1,9 @@
-"""Tables of the ingest domain (all of the engine's tables: :mod:`skinstation.engine.tables`)."""
+"""Tables of the ingest domain (all of the engine's tables: :mod:`skinstation.engine.tables`).
+
+Encrypted at rest with the engine's data keys (:class:`~skinstation.core.sqlcrypto.
+EncryptedText`): patients' pseudonyms (deterministic) and names, providers' end-user ids
+(deterministic) and the station operators' label notes.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from skinstation.core.crypto import ENGINE_KEYS
 from skinstation.core.sqlbase import PredictionColumns
+from skinstation.core.sqlcrypto import NAME_COLUMN, PSEUDONYM_COLUMN, REF_COLUMN, EncryptedText
 from skinstation.engine.base import Base
 
 
@@ -33,8 +39,11 @@ class Patient(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
-    pseudonym: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str | None] = mapped_column(String(200))
+    pseudonym: Mapped[str] = mapped_column(
+        EncryptedText(ENGINE_KEYS, "patients.pseudonym", deterministic=True,
+                      length=PSEUDONYM_COLUMN))
+    name: Mapped[str | None] = mapped_column(
+        EncryptedText(ENGINE_KEYS, "patients.name", length=NAME_COLUMN))
     created_at: Mapped[datetime]
 
 
@@ -79,7 +88,9 @@ class Capture(Base):
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"), index=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("exam_sessions.id"), index=True)
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), index=True)
-    end_user_ref: Mapped[str | None] = mapped_column(String(128))
+    end_user_ref: Mapped[str | None] = mapped_column(
+        EncryptedText(ENGINE_KEYS, "captures.end_user_ref", deterministic=True,
+                      length=REF_COLUMN))
     band: Mapped[str] = mapped_column(String(32))
     body_site: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(128))
@@ -98,7 +109,8 @@ class Capture(Base):
     multispectral_index: Mapped[int | None]
     original_label: Mapped[str | None] = mapped_column(String(32))
     original_label_author: Mapped[str | None] = mapped_column(String(64))
-    original_label_note: Mapped[str | None] = mapped_column(Text)
+    original_label_note: Mapped[str | None] = mapped_column(
+        EncryptedText(ENGINE_KEYS, "captures.original_label_note"))
 
 
 class CapturePrediction(PredictionColumns, Base):

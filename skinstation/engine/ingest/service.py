@@ -43,6 +43,7 @@ from skinstation.engine.ingest.models import (
     ExamSession,
     Patient,
 )
+from skinstation.engine.patients.models import ErasedCapture
 from skinstation.engine.review.models import ORIGIN_STATION, Review, ReviewAction
 from skinstation.engine.stations.service import StationPrincipal
 from skinstation.protocol.uploads import CaptureMetadata, CaptureReceipt, LabelPart
@@ -145,7 +146,8 @@ def store_capture(
     Raises:
         InvalidError: The image does not match the metadata, or a patient name was sent to
             an engine that does not accept names. Nothing is stored.
-        ConflictError: The uid is known with other bytes or from another station.
+        ConflictError: The uid is known with other bytes or from another station, or the
+            capture was erased on the engine.
     """
     if metadata.patient.name is not None and not db.settings.engine.accept_patient_names:
         raise InvalidError(
@@ -156,6 +158,10 @@ def store_capture(
         existing = _existing(session, metadata.capture.uid)
         if existing is not None:
             return _duplicate_or_conflict(existing, metadata, station)
+        if session.scalar(select(ErasedCapture.id).where(
+                ErasedCapture.uid == metadata.capture.uid)) is not None:
+            raise ConflictError(f"capture {metadata.capture.uid} was erased on the engine; it "
+                                "is not stored again")
     encoded = verify_image(metadata, image, limits)
     staged = db.images.stage(encoded)  # written and fsynced before any database lock
     try:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skinstation.protocol.fields import Line, Note
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,5 +40,5 @@ class VersionOut(BaseModel):
 class RollbackRequest(_In):
     """Which version to go back to (default: the one deployed before the current one)."""
 
-    to_version: str | None = Field(default=None, max_length=64)
-    reason: str = Field(default="rollback", max_length=2000)
+    to_version: Line | None = Field(default=None, max_length=64)
+    reason: Note = Field(default="rollback", max_length=2000)

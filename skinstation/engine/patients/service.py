@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from skinstation.core.sqlbase import deletes_allowed
@@ -94,7 +94,8 @@ def erase(db: EngineDatabase, *, actor: str, reason: ErasureReason,
                           counts={**counts, "model_versions": versions, "training_jobs": jobs})
         session.add(erasure)
         session.flush()
-        session.add_all(ErasedCapture(uid=uid, erasure_id=erasure.id) for _, uid, _, _ in rows)
+        session.add_all(ErasedCapture(uid=uid, erasure_id=erasure.id)
+                        for uid in _tombstones(session, rows, station_id, capture_uids))
         action = PATIENT_ERASED if patient is not None else CAPTURES_ERASED
         audit.record(session, actor, action, "erasure", erasure.id,
                      {"reason": reason.value, **erasure.counts})
@@ -218,7 +219,23 @@ def _delete_sessions(session: Session, patient: Patient | None, touched: set[int
                                          for chunk in _chunks(sorted(touched))]
     if patient is not None:
         wheres.append(ExamSession.patient_id == patient.id)
-    return sum(_delete(session, ExamSession, or_(where)) for where in wheres)
+    return sum(_delete(session, ExamSession, where) for where in wheres)
+
+
+def _tombstones(session: Session, rows: Sequence[_Row], station_id: int | None,
+                listed: Sequence[str]) -> list[str]:
+    """The uids to refuse from now on: the erased ones and, for a station, every uid it listed.
+
+    A listed uid the engine does not hold yet (an upload still on its way) is refused when it
+    arrives; one another station holds is left alone.
+    """
+    uids = {uid for _, uid, _, _ in rows}
+    extra = set(listed) - uids if station_id is not None else set()
+    for chunk in _chunks(sorted(extra)):
+        extra -= set(session.scalars(select(Capture.uid).where(Capture.uid.in_(chunk))))
+        extra -= set(session.scalars(select(ErasedCapture.uid)
+                                     .where(ErasedCapture.uid.in_(chunk))))
+    return sorted(uids | extra)
 
 
 def _seen_by_models(session: Session, uids: Sequence[str],

@@ -51,6 +51,10 @@ KEY_ERRORS: dict[int | str, dict[str, Any]] = {
     403: _error("the key lacks the scope, or the provider is disabled")}
 
 
+NO_PROVIDER = {**ADMIN_ERRORS, 404: _error("no such provider")}
+NO_KEY = {**ADMIN_ERRORS, 404: _error("no such API key")}
+
+
 class UnsupportedMediaError(EngineError):
     """The body is neither multipart/form-data nor JSON (HTTP 415)."""
 
@@ -147,7 +151,9 @@ def me(provider: Provider) -> ProviderMeOut:
                          requests_per_day=provider.requests_per_day)
 
 
-@router.get("/provider/usage", response_model=list[UsageOut], responses=KEY_ERRORS)
+@router.get("/provider/usage", response_model=list[UsageOut],
+            responses={**KEY_ERRORS, 422: _error("a bad date, or the range runs backwards or "
+                                                 "spans over 366 days")})
 def my_usage(provider: Provider, db: Db, start: date | None = None,
              end: date | None = None) -> list[UsageOut]:
     """The calling provider's usage per UTC day (default: the last 30 days)."""
@@ -155,7 +161,7 @@ def my_usage(provider: Provider, db: Db, start: date | None = None,
 
 
 @admin_router.post("/providers", response_model=ProviderOut, status_code=201,
-                   responses=ADMIN_ERRORS)
+                   responses={**ADMIN_ERRORS, 409: _error("a provider of that name exists")})
 def create_provider(body: ProviderIn, account: Account, db: Db) -> ProviderOut:
     """Create a provider with its quotas."""
     account.require(ADMIN)
@@ -172,7 +178,7 @@ def list_providers(account: Account, db: Db) -> list[ProviderOut]:
 
 
 @admin_router.patch("/providers/{provider_id}", response_model=ProviderOut,
-                    responses=ADMIN_ERRORS)
+                    responses=NO_PROVIDER)
 def update_provider(provider_id: RowId, body: ProviderUpdate, account: Account,
                     db: Db) -> ProviderOut:
     """Change quotas, or disable (every key refused with 403) / enable a provider."""
@@ -182,7 +188,7 @@ def update_provider(provider_id: RowId, body: ProviderUpdate, account: Account,
 
 
 @admin_router.post("/providers/{provider_id}/keys", response_model=IssuedKeyOut,
-                   status_code=201, responses=ADMIN_ERRORS)
+                   status_code=201, responses=NO_PROVIDER)
 def create_key(provider_id: RowId, body: KeyIn, account: Account, db: Db) -> IssuedKeyOut:
     """Issue an API key (shown only in this answer; the engine keeps its sha256)."""
     account.require(ADMIN)
@@ -191,7 +197,7 @@ def create_key(provider_id: RowId, body: KeyIn, account: Account, db: Db) -> Iss
 
 
 @admin_router.get("/providers/{provider_id}/keys", response_model=list[KeyOut],
-                  responses=ADMIN_ERRORS)
+                  responses=NO_PROVIDER)
 def list_keys(provider_id: RowId, account: Account, db: Db) -> list[KeyOut]:
     """A provider's keys (never the keys themselves)."""
     account.require(ADMIN)
@@ -199,7 +205,7 @@ def list_keys(provider_id: RowId, account: Account, db: Db) -> list[KeyOut]:
 
 
 @admin_router.post("/provider-keys/{key_id}/revoke", response_model=KeyOut,
-                   responses=ADMIN_ERRORS)
+                   responses=NO_KEY)
 def revoke_key(key_id: str, account: Account, db: Db) -> KeyOut:
     """Revoke a key: its next call gets 401."""
     account.require(ADMIN)
@@ -207,7 +213,8 @@ def revoke_key(key_id: str, account: Account, db: Db) -> KeyOut:
 
 
 @admin_router.post("/provider-keys/{key_id}/rotate", response_model=IssuedKeyOut,
-                   status_code=201, responses=ADMIN_ERRORS)
+                   status_code=201,
+                   responses={**NO_KEY, 422: _error("the key is revoked or expired")})
 def rotate_key(key_id: str, body: RotateIn, account: Account, db: Db) -> IssuedKeyOut:
     """Replace a key; the old one ends now or after ``grace_seconds``."""
     account.require(ADMIN)
@@ -216,7 +223,8 @@ def rotate_key(key_id: str, body: RotateIn, account: Account, db: Db) -> IssuedK
 
 
 @admin_router.get("/providers/{provider_id}/usage", response_model=list[UsageOut],
-                  responses=ADMIN_ERRORS)
+                  responses={**NO_PROVIDER, 422: _error("a bad date, or the range runs "
+                                                          "backwards or spans over 366 days")})
 def provider_usage(provider_id: RowId, account: Account, db: Db, start: date | None = None,
                    end: date | None = None) -> list[UsageOut]:
     """A provider's usage per UTC day (default: the last 30 days)."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skinstation.engine.problems import ErrorOut as ErrorOut
 from skinstation.engine.providers.payloads import ClassifyJson, ClassifyOptions
+from skinstation.protocol.fields import Line
 
 Scope = Literal["classify", "submit-for-review"]
 
@@ -137,8 +138,8 @@ class ProviderIn(_In):
         "name": "Acme Teledermatology", "contact": "it@acme.example",
         "requests_per_minute": 120, "requests_per_day": 20000}]})
 
-    name: str = Field(min_length=1, max_length=200, description="The organisation")
-    contact: str = Field(default="", max_length=200)
+    name: Line = Field(min_length=1, max_length=200, description="The organisation")
+    contact: Line = Field(default="", max_length=200)
     requests_per_minute: int = Field(default=60, ge=1, le=1_000_000)
     requests_per_day: int = Field(default=10_000, ge=1, le=100_000_000)
 
@@ -179,7 +180,7 @@ class KeyIn(_In):
         "scopes": ["classify", "submit-for-review"], "label": "production app"}]})
 
     scopes: list[Scope] = Field(default=["classify"], min_length=1)
-    label: str = Field(default="", max_length=200)
+    label: Line = Field(default="", max_length=200)
 
 
 class RotateIn(_In):
@@ -226,7 +227,14 @@ class IssuedKeyOut(KeyOut):
 
 
 def _multipart_schema() -> dict[str, Any]:
+    """The form fields: ClassifyOptions', less ``null`` (a form leaves an unset field out)."""
     schema = ClassifyOptions.model_json_schema()
+    for spec in schema["properties"].values():
+        choices = [choice for choice in spec.pop("anyOf", []) if choice != {"type": "null"}]
+        if choices:
+            spec.update(choices[0] if len(choices) == 1 else {"anyOf": choices})
+        if spec.get("default", "") is None:
+            del spec["default"]
     schema["properties"] = {"image": {"type": "string", "format": "binary",
                                       "description": "The image file (JPEG, PNG, TIFF, BMP, "
                                                      "WebP)"}, **schema["properties"]}

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,11 +34,15 @@ import cv2
 import numpy as np
 from sqlalchemy import func, select
 
+from skinstation.core.crypto import BLOB_MAGIC
+from skinstation.core.files import private_dir, write_atomically
+from skinstation.core.images import ImageError
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError
 from skinstation.engine.ingest.models import Capture, ExamSession, Patient
 from skinstation.engine.models import service as registry
 from skinstation.engine.models.models import ModelStatus
+from skinstation.engine.retraining.cases import cases_fingerprint, claim_cases
 from skinstation.engine.retraining.gate import GateMetrics, decide
 from skinstation.engine.retraining.schemas import JobOut
 from skinstation.engine.review.models import ORIGIN_ENGINE, Review
@@ -108,18 +112,18 @@ class HeldOutGuard:
         return bool(distance.min() <= self.tolerance)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def reviewed_cases(
-    db: EngineDatabase, held_out: Sequence[Record]
+    db: EngineDatabase, held_out: Sequence[Record], work_dir: Path | None = None
 ) -> tuple[list[Record], Counter[str]]:
     """Reviewed cases usable for training, and counts of those left out (by reason).
 
     Station captures and providers' consented images alike: what counts is a
     dermatologist's final label, the latest review made on the engine. A review a station
     sent is a proposal (a station token cannot make training data) and is not used.
+
+    An image encrypted at rest is verified decrypted and given to training as a plaintext
+    working copy in ``work_dir`` (owner-only; default ``<jobs>/cases``), which
+    :func:`run_job` deletes once training is over.
     """
     classes = set(load_taxonomy().classes)
     guard = HeldOutGuard(held_out)
@@ -137,12 +141,12 @@ def reviewed_cases(
             .outerjoin(Patient, Patient.id == ExamSession.patient_id)
             .order_by(Capture.id)))
     for capture, code, pseudonym in rows:
-        path = db.images.path_for(capture.image_ref)
+        path: Path | None = None
         if code not in classes:
             skipped["final label is not a diagnosis class"] += 1
         elif capture.band not in TRAINING_BANDS:
             skipped[f"band not in {'/'.join(TRAINING_BANDS)}"] += 1
-        elif not path.is_file() or _sha256(path) != capture.image_sha256:
+        elif (path := _readable_copy(db, capture, work_dir or db.paths.jobs / "cases")) is None:
             skipped["image missing or corrupt"] += 1
         elif guard.matches(path):
             skipped["same image as a validation/locked-test image"] += 1
@@ -150,6 +154,22 @@ def reviewed_cases(
             records.append(Record(path, f"engine-{capture.uid}", code, f"engine-{capture.uid}",
                                   _patient_key(capture, pseudonym), "engine"))
     return records, skipped
+
+
+def _readable_copy(db: EngineDatabase, capture: Capture, work_dir: Path) -> Path | None:
+    """The case's image file as training can read it (None: missing or corrupt)."""
+    path = db.images.path_for(capture.image_ref)
+    try:
+        data = db.images.read(capture.image_ref, capture.image_sha256)
+    except ImageError:
+        return None
+    with open(path, "rb") as handle:
+        if handle.read(len(BLOB_MAGIC)) != BLOB_MAGIC:
+            return path  # stored in plaintext (verified above)
+    copy = work_dir / f"{capture.uid}.{capture.image_format}"
+    private_dir(work_dir)
+    write_atomically(copy, data)
+    return copy
 
 
 def _patient_key(capture: Capture, pseudonym: str | None) -> str:
@@ -281,7 +301,8 @@ def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
     log(load_report.summary())
     split = load_split(split_path, records)
     test, val = split.select(records, "test"), split.select(records, "val")
-    extras, skipped = reviewed_cases(db, list(test) + list(val))
+    cases_dir = db.paths.jobs / f"job-{job.job_id}" / "cases"  # plaintext working copies
+    extras, skipped = reviewed_cases(db, list(test) + list(val), cases_dir)
     log(f"reviewed cases: {len(extras)} used, skipped {dict(skipped) or 'none'}")
     if len(extras) < engine.min_reviewed_cases:
         raise RetrainingError(f"only {len(extras)} usable reviewed case(s); retraining needs at "
@@ -310,6 +331,10 @@ def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
     )
     also, other_test, other_split, other_split_path = other_clinics(engine, settings.data_dir,
                                                                     log)
+    extras = claim_cases(db, job.job_id, extras, log)  # cases erased meanwhile are left out
+    if len(extras) < engine.min_reviewed_cases:
+        raise RetrainingError(f"only {len(extras)} reviewed case(s) left after erasures; "
+                              f"retraining needs at least {engine.min_reviewed_cases}")
     candidate_path = job_dir / f"{version}.safetensors"
     source_spec = _absolute_source(source, settings.data_dir)
     # the cache is shared by jobs: prepared base images (keyed by path and preprocessing) are
@@ -329,7 +354,10 @@ def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
     else:
         log(f"retraining from ImageNet weights with {len(extras)} reviewed case(s)")
     started = dt.datetime.now(dt.UTC)
-    train_candidate(db, job, request, log)
+    try:
+        train_candidate(db, job, request, log)
+    finally:
+        shutil.rmtree(cases_dir, ignore_errors=True)
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
 
     log(f"evaluating candidate {version} and current {current.version} on the locked test set")
@@ -354,6 +382,7 @@ def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
         "job_id": job.job_id, "base_source": source_spec, "locked_split": str(split_path),
         "locked_test_images": len(test), "reviewed_cases_used": len(extras),
         "reviewed_cases_skipped": dict(skipped), "training_seconds": round(seconds, 1),
+        "cases_fingerprint": cases_fingerprint(extras),
         "train_processes": int(params.get("train_processes", engine.train_processes)),
         "current_version": current.version, "candidate": candidate_metrics,
         "current": current_metrics, "gate": decision.to_dict(),

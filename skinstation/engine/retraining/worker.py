@@ -4,7 +4,8 @@
 job, run it while a background thread heartbeats, record the outcome. Any number of workers
 may run against one database; each job is claimed by exactly one. Killing a worker (even with
 ``kill -9``) loses nothing: its job's heartbeat stops and the job is queued again once the
-lease (``engine.job_lease_seconds``) has passed.
+lease (``engine.job_lease_seconds``) has passed. Once a day the loop also erases the captures
+older than ``engine.retention_years`` (when set).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from skinstation.core.timeutil import utc_now
 from skinstation.engine.database import EngineDatabase
 from skinstation.engine.errors import EngineError
 from skinstation.engine.ingest.service import sweep_orphan_images
+from skinstation.engine.patients.service import apply_retention
 from skinstation.engine.retraining.jobs import (
     JobLostError,
     claim_next,
@@ -33,6 +35,7 @@ from skinstation.engine.retraining.schemas import JobOut
 from skinstation.engine.retraining.service import run_job
 
 Log = Callable[[str], None]
+RETENTION_INTERVAL = timedelta(days=1)
 
 
 def default_worker_name() -> str:
@@ -79,8 +82,11 @@ class Worker:
             How many jobs were run.
         """
         done = 0
-        last_sweep = utc_now() - timedelta(hours=1)
+        last_sweep = last_retention = utc_now() - timedelta(days=2)
         while not stop.is_set():
+            if utc_now() - last_retention >= RETENTION_INTERVAL:
+                self.apply_retention()
+                last_retention = utc_now()
             if utc_now() - last_sweep > timedelta(minutes=10):
                 removed = sweep_orphan_images(self.db)
                 if removed:
@@ -94,6 +100,17 @@ class Worker:
                 break
             stop.wait(poll_seconds)
         return done
+
+    def apply_retention(self) -> None:
+        """Erase captures older than ``engine.retention_years`` (a failure is only logged)."""
+        try:
+            erased = apply_retention(self.db, utc_now())
+        except Exception as error:  # keep serving jobs; tried again the next day
+            self.log(f"retention failed: {error!r}")
+            return
+        if erased is not None:
+            self.log(f"retention erased {erased.captures} capture(s) older than "
+                     f"{self.db.settings.engine.retention_years} year(s)")
 
     def _run(self, job: JobOut) -> JobOut | None:
         job_dir = self.db.paths.jobs / f"job-{job.job_id}"

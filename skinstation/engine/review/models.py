@@ -9,11 +9,12 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     String,
-    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from skinstation.core.crypto import ENGINE_KEYS
 from skinstation.core.sqlbase import in_values
+from skinstation.core.sqlcrypto import EncryptedText
 from skinstation.engine.base import Base
 
 
@@ -60,6 +61,6 @@ class Review(Base):
     reviewer: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(16))
     code: Mapped[str] = mapped_column(String(32))
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(EncryptedText(ENGINE_KEYS, "reviews.note"))
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
     created_at: Mapped[datetime]

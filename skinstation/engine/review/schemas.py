@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skinstation.protocol.fields import Line, Note
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -46,5 +48,5 @@ class ReviewRequest(_In):
     """A dermatologist's verdict on a case."""
 
     action: Literal["confirm", "correct"]
-    code: str | None = Field(default=None, max_length=32, description="diagnosis for 'correct'")
-    note: str | None = Field(default=None, max_length=2000)
+    code: Line | None = Field(default=None, max_length=32, description="diagnosis for 'correct'")
+    note: Note | None = Field(default=None, max_length=2000)

@@ -52,7 +52,7 @@ def _queue_select() -> Select[Any]:
                  CapturePrediction.referral.is_(True))
     origin = func.coalesce(Station.name, literal("provider:") + Provider.name)
     return (
-        select(Capture, origin, func.coalesce(Patient.pseudonym, Capture.end_user_ref),
+        select(Capture, origin, Patient.pseudonym,  # decrypted here: no SQL coalesce
                CapturePrediction, case((urgent, 1), else_=0).label("urgent"))
         .outerjoin(Station, Station.id == Capture.station_id)
         .outerjoin(ExamSession, ExamSession.id == Capture.session_id)
@@ -94,7 +94,8 @@ def review_queue(db: EngineDatabase, principal: AccountPrincipal,
         proposals = _station_proposals(session, [row[0].id for row in rows])
         for capture, station, pseudonym, prediction, urgent in rows:
             items.append(QueueItemOut(
-                capture_id=capture.id, uid=capture.uid, station=station, pseudonym=pseudonym,
+                capture_id=capture.id, uid=capture.uid, station=station,
+                pseudonym=capture.end_user_ref if pseudonym is None else pseudonym,
                 band=capture.band, body_site=capture.body_site,
                 capture_time=capture.capture_time,
                 decision=None if prediction is None else prediction.decision,

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skinstation.protocol.fields import Line
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -14,7 +16,7 @@ class _In(BaseModel):
 class CodeRequest(_In):
     """Ask for an enrollment code."""
 
-    station_name: str = Field(min_length=1, max_length=200)
+    station_name: Line = Field(min_length=1, max_length=200)
 
 
 class CodeResponse(BaseModel):

@@ -47,9 +47,22 @@ class StationPrincipal:
         return f"station:{self.station_id}"
 
 
+def _text(value: str, field: str, max_length: int) -> str:
+    """``value`` stripped, or :class:`InvalidError` (422) if empty, too long or with controls."""
+    try:
+        return require_text(value, field, max_length)
+    except ValueError as error:
+        raise InvalidError(f"{error}; nothing stored") from None
+
+
 def create_enrollment_code(db: EngineDatabase, station_name: str, *, actor: str) -> CodeResponse:
-    """Issue a one-time code for enrolling the station called ``station_name``."""
-    name = require_text(station_name, "station name", 200)
+    """Issue a one-time code for enrolling the station called ``station_name``.
+
+    Raises:
+        InvalidError: The name is empty, longer than 200 characters or holds control
+            characters.
+    """
+    name = _text(station_name, "station name", 200)
     code = new_enrollment_code()
     now = utc_now()
     expires = now + timedelta(hours=db.settings.engine.enrollment_code_hours)
@@ -73,9 +86,10 @@ def enroll(db: EngineDatabase, code: str, station_ref: str) -> EnrollResponse:
 
     Raises:
         UnauthorizedError: Unknown, used or expired code (one message for all three).
-        InvalidError: The engine has no signing key yet (run ``skinstation engine init``).
+        InvalidError: The engine has no signing key yet (run ``skinstation engine init``), or
+            ``station_ref`` is empty, too long or holds control characters.
     """
-    ref = require_text(station_ref, "station_ref", 64)
+    ref = _text(station_ref, "station_ref", 64)
     now = utc_now()
     with db.transaction() as session:
         key = session.scalar(select(SigningKey).order_by(SigningKey.id.desc()).limit(1))

@@ -1,0 +1,54 @@
+"""Encryption at rest: columns wide enough for the ciphertext of pseudonyms and names.
+
+Pseudonyms, names and notes are stored encrypted (``enc:<key>:<g|d>:<base64url>``, see
+:mod:`skinstation.core.sqlcrypto`); the ciphertext of the longest plaintext the station
+accepts (64 / 200 characters) needs ``VARCHAR(400)`` / ``VARCHAR(1200)``. Notes are ``TEXT``
+already. Rows already there stay plaintext (read as they are) until ``skinstation keys
+rotate`` encrypts them. SQLite cannot change a column's type, so there the tables are rebuilt
+from their own definition (rows, indexes and triggers kept; visits keep their patients).
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from skinstation.core.sqlrewrite import rebuild_sqlite_table
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+WIDENED = {
+    "patients": {"pseudonym": (64, 400), "name": (200, 1200)},
+    "erasures": {"pseudonym": (64, 400)},
+}
+
+
+def _retype(widen: bool) -> None:
+    bind = op.get_bind()
+    for table, columns in WIDENED.items():
+        if bind.dialect.name == "sqlite":
+            rebuild_sqlite_table(bind, table, {
+                name: ((f"VARCHAR({old})", f"VARCHAR({new})") if widen
+                       else (f"VARCHAR({new})", f"VARCHAR({old})"))
+                for name, (old, new) in columns.items()})
+            continue
+        for name, (old, new) in columns.items():
+            op.alter_column(table, name, type_=sa.String(new if widen else old),
+                            existing_type=sa.String(old if widen else new))
+
+
+def upgrade() -> None:
+    """Widen the encrypted columns."""
+    _retype(widen=True)
+
+
+def downgrade() -> None:
+    """Narrow them again (fails on PostgreSQL while encrypted values are stored)."""
+    _retype(widen=False)
