@@ -29,6 +29,7 @@ from skinstation.engine.database import EngineDatabase
 from skinstation.engine.ingest.models import Capture, CapturePrediction
 from skinstation.engine.models import service as registry
 from skinstation.engine.models.models import ModelStatus
+from skinstation.engine.providers.classify import audited_end_user
 from skinstation.engine.retraining import service as retraining
 from skinstation.inference.classifier import Classifier, Prediction
 from skinstation.inference.preprocessing import decode_image
@@ -439,9 +440,12 @@ def test_consent_decides_what_enters_review_and_retraining(
     with engine.db.transaction() as session:
         rows = audit.query(session, action="provider.classified")
         mine_log = [r.detail for r in rows if r.detail["provider_id"] == provider_id]
+    # the audit log (append-only, beyond erasure) holds the end user's id only encrypted
+    assert all(d["end_user_id"].startswith("enc:v1:d:") for d in mine_log)
     assert [(d["end_user_id"], d["consent"], d["submission"]) for d in mine_log] == [
-        ("u-consent", True, body["request_id"]), ("u-consent", True, body["request_id"]),
-        ("u-private", False, None)]
+        (audited_end_user("u-consent"), True, body["request_id"]),
+        (audited_end_user("u-consent"), True, body["request_id"]),
+        (audited_end_user("u-private"), False, None)]
 
 
 def test_quotas_answer_429_with_retry_after_and_usage_counts_are_exact(

@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from skinstation.core.crypto import ENGINE_KEYS, data_cipher, encryption_enabled
 from skinstation.core.images import EncodedImage, InvalidImageError, inspect_header
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit import service as audit
@@ -252,10 +253,23 @@ class ClassifyService:
         self.pool.shutdown()
 
 
+def audited_end_user(end_user_id: str) -> str:
+    """The end user's id as the append-only audit log keeps it: encrypted when data is.
+
+    Deterministic (AES-SIV), so an auditor finds one user's rows by encrypting the id the same
+    way; never plaintext in a log that erasure cannot touch.
+    """
+    if not encryption_enabled(ENGINE_KEYS):
+        return end_user_id
+    return data_cipher(ENGINE_KEYS).encrypt_text(end_user_id, context="audit.end_user_id",
+                                                 deterministic=True)
+
+
 def _who(principal: ProviderPrincipal, request: ClassifyRequest) -> dict[str, Any]:
     options = request.options
     return {"provider_id": principal.provider_id, "key_id": principal.key_id,
-            "end_user_id": options.end_user_id, "device_id": options.device_id,
+            "end_user_id": audited_end_user(options.end_user_id),
+            "device_id": options.device_id,
             "consent": options.consent,
             "access_time": None if options.access_time is None
             else options.access_time.isoformat()}
