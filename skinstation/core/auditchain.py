@@ -72,6 +72,37 @@ def lock_chain(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
 
 
+def row_fields(row: Any, fields: Sequence[str]) -> dict[str, Any]:
+    """The named attributes of an audit row: what its hash covers."""
+    return {name: getattr(row, name) for name in fields}
+
+
+def append_linked(session: Session, row: Any, fields: Sequence[str]) -> None:
+    """Link a new audit row to the newest row of its table's chain, then add and flush it.
+
+    Args:
+        session: The session of the change being audited (the row commits with it).
+        row: A new mapped audit row with ``id``, ``prev_hash`` and ``row_hash`` attributes.
+        fields: The attributes its hash covers (all but id and the hashes).
+    """
+    model = type(row)
+    lock_chain(session)
+    session.flush()  # earlier rows of this transaction are part of the chain too
+    previous = session.scalar(sa.select(model.row_hash).order_by(model.id.desc()).limit(1))
+    row.prev_hash = previous or GENESIS
+    row.row_hash = link_hash(row.prev_hash, row_fields(row, fields))
+    session.add(row)
+    session.flush()
+
+
+def verify_table(session: Session, model: Any, fields: Sequence[str]) -> ChainReport:
+    """Recompute the hash chain of audit table ``model``, oldest row first (streamed)."""
+    rows = session.scalars(sa.select(model).order_by(model.id).execution_options(
+        yield_per=1000))
+    return verify_chain(ChainRow(row.id, row.prev_hash, row.row_hash, row_fields(row, fields))
+                        for row in rows)
+
+
 @dataclass(frozen=True)
 class ChainRow:
     """One audit row as the verifier sees it.
@@ -152,7 +183,7 @@ def seal_existing_rows(connection: Connection, table: str, columns: Sequence[str
     Args:
         connection: The migration's connection (inside its transaction).
         table: ``audit_log``.
-        columns: The audited columns, as the table's ``chain_fields`` names them.
+        columns: The audited columns, as the table's ``CHAINED_FIELDS`` name them.
 
     Returns:
         How many rows were sealed.

@@ -16,16 +16,13 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from skinstation.core.auditchain import (
-    GENESIS,
-    ChainReport,
-    ChainRow,
-    link_hash,
-    lock_chain,
-    verify_chain,
-)
+from skinstation.core.auditchain import ChainReport, append_linked, verify_table
 from skinstation.storage.errors import AppendOnlyError
 from skinstation.storage.models import AuditEvent, Label
+
+CHAINED_FIELDS = ("occurred_at", "actor_id", "station_id", "action", "entity_type", "entity_id",
+                  "detail")
+"""What an audit row's hash covers (all but id and the hashes)."""
 
 
 class AuditAction(StrEnum):
@@ -101,35 +98,13 @@ def record_audit(
         entity_id=None if entity_id is None else str(entity_id),
         detail=dict(detail or {}),
     )
-    lock_chain(session)
-    session.flush()
-    previous = session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
-    row.prev_hash = previous or GENESIS
-    row.row_hash = link_hash(row.prev_hash, chain_fields(row))
-    session.add(row)
-    session.flush()
+    append_linked(session, row, CHAINED_FIELDS)
     return row
-
-
-def chain_fields(row: AuditEvent) -> dict[str, Any]:
-    """The fields of a station audit row that its hash covers (all but id and hashes)."""
-    return {
-        "occurred_at": row.occurred_at,
-        "actor_id": row.actor_id,
-        "station_id": row.station_id,
-        "action": row.action,
-        "entity_type": row.entity_type,
-        "entity_id": row.entity_id,
-        "detail": row.detail,
-    }
 
 
 def verify_audit_log(session: Session) -> ChainReport:
     """Recompute the station audit log's hash chain, oldest row first."""
-    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(
-        yield_per=1000))
-    return verify_chain(ChainRow(row.id, row.prev_hash, row.row_hash, chain_fields(row))
-                        for row in rows)
+    return verify_table(session, AuditEvent, CHAINED_FIELDS)
 
 
 def query_audit_log(

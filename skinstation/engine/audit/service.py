@@ -15,16 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skinstation.core.auditchain import (
-    GENESIS,
-    ChainReport,
-    ChainRow,
-    link_hash,
-    lock_chain,
-    verify_chain,
-)
+from skinstation.core.auditchain import ChainReport, append_linked, verify_table
 from skinstation.core.timeutil import utc_now
 from skinstation.engine.audit.models import AuditEvent
+
+CHAINED_FIELDS = ("occurred_at", "actor", "action", "entity_type", "entity_id", "detail")
+"""What an audit row's hash covers (all but id and the hashes)."""
 
 
 def record(
@@ -50,34 +46,13 @@ def record(
         entity_id=None if entity_id is None else str(entity_id),
         detail=dict(detail or {}),
     )
-    lock_chain(session)
-    session.flush()
-    previous = session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
-    row.prev_hash = previous or GENESIS
-    row.row_hash = link_hash(row.prev_hash, chain_fields(row))
-    session.add(row)
-    session.flush()
+    append_linked(session, row, CHAINED_FIELDS)
     return row
-
-
-def chain_fields(row: AuditEvent) -> dict[str, Any]:
-    """The fields of an engine audit row that its hash covers (all but id and hashes)."""
-    return {
-        "occurred_at": row.occurred_at,
-        "actor": row.actor,
-        "action": row.action,
-        "entity_type": row.entity_type,
-        "entity_id": row.entity_id,
-        "detail": row.detail,
-    }
 
 
 def verify(session: Session) -> ChainReport:
     """Recompute the engine audit log's hash chain, oldest row first."""
-    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(
-        yield_per=1000))
-    return verify_chain(ChainRow(row.id, row.prev_hash, row.row_hash, chain_fields(row))
-                        for row in rows)
+    return verify_table(session, AuditEvent, CHAINED_FIELDS)
 
 
 def query(
