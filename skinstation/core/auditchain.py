@@ -188,7 +188,7 @@ def seal_existing_rows(connection: Connection, table: str, columns: Sequence[str
     Returns:
         How many rows were sealed.
     """
-    from skinstation.core.sqlbase import append_only_trigger_sql
+    from skinstation.core.sqlbase import append_only_lifted
 
     audit = sa.table(table, sa.column("id", sa.Integer()),
                      sa.column("occurred_at", sa.DateTime()), sa.column("detail", sa.JSON()),
@@ -198,21 +198,11 @@ def seal_existing_rows(connection: Connection, table: str, columns: Sequence[str
     rows = connection.execute(sa.select(audit).order_by(audit.c.id)).mappings().all()
     if not rows:
         return 0
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        connection.exec_driver_sql(f"DROP TRIGGER trg_{table}_no_update")
-    elif dialect == "postgresql":
-        connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER trg_{table}_append_only")
-    previous = GENESIS
-    for row in rows:
-        row_hash = link_hash(previous, {name: row[name] for name in columns})
-        connection.execute(sa.update(audit).where(audit.c.id == row["id"]).values(
-            prev_hash=previous, row_hash=row_hash))
-        previous = row_hash
-    if dialect == "sqlite":
-        for statement in append_only_trigger_sql("sqlite", (table,), ""):
-            if f"trg_{table}_no_update " in statement:
-                connection.exec_driver_sql(statement)
-    elif dialect == "postgresql":
-        connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER trg_{table}_append_only")
+    with append_only_lifted(connection, table, "update"):
+        previous = GENESIS
+        for row in rows:
+            row_hash = link_hash(previous, {name: row[name] for name in columns})
+            connection.execute(sa.update(audit).where(audit.c.id == row["id"]).values(
+                prev_hash=previous, row_hash=row_hash))
+            previous = row_hash
     return len(rows)

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from skinstation.core.crypto import data_cipher, encryption_enabled
 from skinstation.core.images import ImageStore
+from skinstation.core.sqlbase import append_only_lifted
 from skinstation.core.sqlcrypto import encrypted_columns, reencrypt_column
-from skinstation.core.sqlrewrite import append_only_lifted
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def rotate_data_keys(keys: str, images: ImageStore, metadata: sa.MetaData,
     with transaction() as session:
         connection = session.connection()
         for spec in encrypted_columns(metadata):
-            lifted = (append_only_lifted(connection, spec.table, append_only[spec.table])
+            lifted = (append_only_lifted(connection, spec.table, "update")
                       if spec.table in append_only else contextlib.nullcontext())
             with lifted:
                 values[f"{spec.table}.{spec.column}"] = reencrypt_column(

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import JSON, MetaData, String, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -236,16 +236,35 @@ def deletes_allowed(session: Session, table: str) -> Iterator[None]:
     """
     if not re.fullmatch(r"[a-z_]+", table) or table == "audit_log":
         raise ValueError(f"deletes cannot be allowed on table {table!r}")
-    connection = session.connection()
+    with append_only_lifted(session.connection(), table, "delete"):
+        yield
+
+
+@contextmanager
+def append_only_lifted(connection: Connection, table: str,
+                       event: Literal["update", "delete"]) -> Iterator[None]:
+    """Lift the append-only trigger that refuses ``event`` on ``table`` inside a transaction.
+
+    The trigger is dropped (SQLite) or disabled (PostgreSQL, where one trigger refuses UPDATE
+    and DELETE) inside the caller's transaction and put back, exactly as
+    :func:`append_only_trigger_sql` made it, before the block returns; if the block raises,
+    the caller's rollback puts it back. Used by erasure (DELETE: :func:`deletes_allowed`), key
+    rotation and the audit-chain migration (UPDATE).
+
+    Args:
+        connection: A connection inside the caller's transaction.
+        table: The append-only table.
+        event: The statement kind the block needs.
+    """
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        connection.exec_driver_sql(f"DROP TRIGGER trg_{table}_no_delete")
+        connection.exec_driver_sql(f"DROP TRIGGER trg_{table}_no_{event}")
     elif dialect == "postgresql":
         connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER trg_{table}_append_only")
     yield
     if dialect == "sqlite":
         for statement in append_only_trigger_sql("sqlite", (table,), ""):
-            if f"trg_{table}_no_delete " in statement:
+            if f"trg_{table}_no_{event} " in statement:
                 connection.exec_driver_sql(statement)
     elif dialect == "postgresql":
         connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER trg_{table}_append_only")

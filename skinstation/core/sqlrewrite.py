@@ -15,12 +15,9 @@ it back exactly as the migrations made it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 from sqlalchemy.engine import Connection
-
-from skinstation.core.sqlbase import append_only_trigger_sql
 
 
 def rebuild_sqlite_table(connection: Connection, table: str,
@@ -67,29 +64,3 @@ def rebuild_sqlite_table(connection: Connection, table: str,
         connection.exec_driver_sql(statement)
 
 
-@contextmanager
-def append_only_lifted(connection: Connection, table: str, function: str) -> Iterator[None]:
-    """Let the statements inside update ``table`` despite its append-only trigger.
-
-    The trigger that refuses UPDATE is dropped (SQLite) or disabled (PostgreSQL) inside the
-    caller's transaction and put back as :func:`~skinstation.core.sqlbase.
-    append_only_trigger_sql` made it; a failure inside rolls the whole transaction back, the
-    trigger included. DELETE stays refused throughout.
-
-    Args:
-        connection: A connection inside the caller's transaction.
-        table: The append-only table (``labels``, ``reviews``).
-        function: The PostgreSQL trigger function the migrations named for that database.
-    """
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        connection.exec_driver_sql(f"DROP TRIGGER trg_{table}_no_update")
-    elif dialect == "postgresql":
-        connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER trg_{table}_append_only")
-    yield
-    if dialect == "sqlite":
-        for statement in append_only_trigger_sql("sqlite", (table,), function):
-            if f"trg_{table}_no_update " in statement:
-                connection.exec_driver_sql(statement)
-    elif dialect == "postgresql":
-        connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER trg_{table}_append_only")
