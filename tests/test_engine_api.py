@@ -21,11 +21,9 @@ from tests.test_engine_helpers import (
     DERM_PASSWORD,
     EngineUnderTest,
     add_capture,
-    engine_database_url,
     ham_images,
     make_station,
-    make_tls,
-    start_engine,
+    running_engine,
 )
 from tests.test_storage_helpers import BACKENDS
 
@@ -34,15 +32,9 @@ from tests.test_storage_helpers import BACKENDS
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            data_dir: Path) -> Iterator[EngineUnderTest]:
     folder = tmp_path_factory.mktemp(f"engine-{request.param}")
-    tls = make_tls(folder / "tls")
-    with engine_database_url(request.param) as url:
-        running = start_engine(folder, data_dir, tls, database_url=url, workers=2,
-                               options={"max_image_bytes": 200_000})
-        try:
-            yield running
-        finally:
-            running.server.stop()
-            running.db.dispose()
+    with running_engine(folder, data_dir, request.param, workers=2,
+                        options={"max_image_bytes": 200_000}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -275,6 +275,23 @@ def start_engine(tmp_path: Path, data_dir: Path, tls: Tls, *, database_url: str 
     return EngineUnderTest(settings, config, server, db, tls)
 
 
+@contextmanager
+def running_engine(folder: Path, data_dir: Path, backend: str = "sqlite",
+                   **kwargs: Any) -> Iterator[EngineUnderTest]:
+    """A started engine on ``backend`` (SQLite or a fresh PostgreSQL schema), stopped after.
+
+    ``kwargs`` go to :func:`start_engine` (``options``, ``workers``).
+    """
+    with engine_database_url(backend) as url:
+        running = start_engine(folder, data_dir, make_tls(folder / "tls"), database_url=url,
+                               **kwargs)
+        try:
+            yield running
+        finally:
+            running.server.stop()
+            running.db.dispose()
+
+
 def pg_available() -> bool:
     """Whether the PostgreSQL parametrisations run."""
     return bool(PG_URL)

@@ -28,11 +28,9 @@ from tests.test_engine_helpers import (
     DERM_PASSWORD,
     EngineUnderTest,
     add_capture,
-    engine_database_url,
     ham_images,
     make_station,
-    make_tls,
-    start_engine,
+    running_engine,
 )
 from tests.test_storage_helpers import BACKENDS, add_operator
 
@@ -41,13 +39,8 @@ from tests.test_storage_helpers import BACKENDS, add_operator
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            data_dir: Path) -> Iterator[EngineUnderTest]:
     folder = tmp_path_factory.mktemp(f"origin-{request.param}")
-    with engine_database_url(request.param) as url:
-        running = start_engine(folder, data_dir, make_tls(folder / "tls"), database_url=url)
-        try:
-            yield running
-        finally:
-            running.server.stop()
-            running.db.dispose()
+    with running_engine(folder, data_dir, request.param) as running:
+        yield running
 
 
 def _upload(engine: EngineUnderTest, token: str, records: SyncRecords, capture_id: int) -> int:

@@ -56,8 +56,7 @@ from tests.test_engine_helpers import (
     file_keyring,
     ham_images,
     make_station,
-    make_tls,
-    start_engine,
+    running_engine,
     station_settings,
 )
 from tests.test_storage_helpers import BACKENDS
@@ -67,13 +66,8 @@ from tests.test_storage_helpers import BACKENDS
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            data_dir: Path) -> Iterator[EngineUnderTest]:
     folder = tmp_path_factory.mktemp(f"erasure-engine-{request.param}")
-    with engine_database_url(request.param) as url:
-        running = start_engine(folder, data_dir, make_tls(folder / "tls"), database_url=url)
-        try:
-            yield running
-        finally:
-            running.server.stop()
-            running.db.dispose()
+    with running_engine(folder, data_dir, request.param) as running:
+        yield running
 
 
 _IMAGES = iter(range(3000, 6000, 10))

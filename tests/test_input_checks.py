@@ -39,11 +39,9 @@ from tests.test_engine_helpers import (
     DERM_PASSWORD,
     EngineUnderTest,
     add_capture,
-    engine_database_url,
     ham_images,
     make_station,
-    make_tls,
-    start_engine,
+    running_engine,
 )
 from tests.test_storage_helpers import BACKENDS, add_operator, open_backend
 
@@ -58,14 +56,9 @@ PIXEL_LIMIT = (f"image is {SIDE}x{SIDE} pixels; at most 10000 per side and 40000
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            data_dir: Path) -> Iterator[EngineUnderTest]:
     folder = tmp_path_factory.mktemp(f"input-{request.param}")
-    with engine_database_url(request.param) as url:
-        running = start_engine(folder, data_dir, make_tls(folder / "tls"), database_url=url,
-                               options={"max_image_bytes": 200_000})
-        try:
-            yield running
-        finally:
-            running.server.stop()
-            running.db.dispose()
+    with running_engine(folder, data_dir, request.param,
+                        options={"max_image_bytes": 200_000}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,7 @@ from tests.test_engine_helpers import (
     DERM_PASSWORD,
     EngineUnderTest,
     ham_images,
-    make_tls,
-    start_engine,
+    running_engine,
 )
 
 API = "/api/v1"
@@ -59,13 +58,9 @@ NEVER_2XX = {
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[EngineUnderTest]:
     folder = tmp_path_factory.mktemp("schemathesis")
-    running = start_engine(folder, data_dir, make_tls(folder / "tls"), workers=1)
-    import_model(running.db, DEFAULT_MODEL_PATH, actor="test")  # the first model: deployed
-    try:
+    with running_engine(folder, data_dir) as running:
+        import_model(running.db, DEFAULT_MODEL_PATH, actor="test")  # the first model: deployed
         yield running
-    finally:
-        running.server.stop()
-        running.db.dispose()
 
 
 @pytest.fixture(scope="module")

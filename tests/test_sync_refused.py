@@ -27,12 +27,10 @@ from tests.test_engine_helpers import (
     EngineUnderTest,
     Station,
     add_capture,
-    engine_database_url,
     file_keyring,
     ham_images,
     make_station,
-    make_tls,
-    start_engine,
+    running_engine,
     station_settings,
 )
 from tests.test_storage_helpers import BACKENDS
@@ -45,13 +43,8 @@ SERVER_ERROR = "engine error 500 on POST /captures: Internal Server Error"
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            data_dir: Path) -> Iterator[EngineUnderTest]:
     folder = tmp_path_factory.mktemp(f"refused-engine-{request.param}")
-    with engine_database_url(request.param) as url:
-        running = start_engine(folder, data_dir, make_tls(folder / "tls"), database_url=url)
-        try:
-            yield running
-        finally:
-            running.server.stop()
-            running.db.dispose()
+    with running_engine(folder, data_dir, request.param) as running:
+        yield running
 
 
 @pytest.fixture()
