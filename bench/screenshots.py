@@ -103,6 +103,7 @@ def capture_once(app: QApplication, window: MainWindow) -> float:
     """Capture from the preview and wait for the result; returns capture→result seconds."""
     window.show_screen("capture")
     capture, result = window.capture_screen, window.result_screen
+    capture.confirm_replace = lambda: "discard"  # timing runs replace unsaved results on purpose
     wait(app, lambda: capture.source is not None and capture.capture_button.isEnabled())
     pump(app, 0.3)
     count = len(result.timings)
@@ -180,6 +181,8 @@ def main() -> None:
     patient = window.screens["patient"]
     patient.pseudonym.setText("P-000123")
     patient.find_button.click()
+    wait(app, lambda: patient.create_button.isVisible())  # a new patient: confirm creating it
+    patient.create_button.click()
     wait(app, lambda: patient.start_button.isEnabled())
     patient.start_button.click()
     wait(app, lambda: window.ctx.visit is not None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 _Section = TypeVar("_Section", bound="DataclassInstance")
+
+DEFAULT_PSEUDONYM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""A pseudonym by default: letters A-Z, digits, '.', '_' or '-', starting with a letter or digit."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,9 @@ class Settings:
         idle_lock_minutes: The UI locks after this long without input.
         target_referral_sensitivity: Skin-cancer sensitivity the referral threshold is fitted to.
         store_patient_names: Keep patients' names in the station database (off: pseudonyms only).
+        pseudonym_pattern: Regular expression a patient's pseudonymous ID must match in full
+            (besides the fixed rules: at most 64 characters, no spaces, nothing like a date
+            of birth or a name; see :mod:`skinstation.core.pseudonyms`).
         retention_years: Captures taken longer ago than this many years are erased (images,
             labels, predictions; the engine is told on sync), checked at start-up and once a
             day by the sync thread; 0 keeps them forever.
@@ -273,6 +280,7 @@ class Settings:
     idle_lock_minutes: float = 5.0
     target_referral_sensitivity: float = 0.95
     store_patient_names: bool = False
+    pseudonym_pattern: str = DEFAULT_PSEUDONYM_PATTERN
     retention_years: int = 0
     encrypt_at_rest: bool = True
     quality: QualitySettings = field(default_factory=QualitySettings)
@@ -287,6 +295,11 @@ class Settings:
         if self.retention_years < 0 or self.engine.retention_years < 0:
             raise ValueError("retention_years and engine.retention_years must be >= 0 "
                              "(0 keeps captures forever)")
+        try:
+            re.compile(self.pseudonym_pattern)
+        except re.error as error:
+            raise ValueError(f"pseudonym_pattern is not a valid regular expression: {error}"
+                             ) from None
 
     @property
     def images_dir(self) -> Path:

@@ -13,12 +13,14 @@ Typical use by the services layer::
         stack = capture_multispectral(source, light, settle_seconds=0.15)
 
 Modules: :mod:`.frames` (Frame, FrameSource, errors), :mod:`.opencv_camera` (physical
-cameras), :mod:`.simulator` (simulated dermatoscope), :mod:`.synthetic` (labelled synthetic
+cameras), :mod:`.simulator` (simulated dermatoscope), :mod:`.drift`
+(its hand motion), :mod:`.cable` (its fault injector), :mod:`.synthetic` (labelled synthetic
 frames), :mod:`.devices` (listing), :mod:`.factory` (choosing from settings),
 :mod:`.illumination` (bands, LED controller protocol and drivers), :mod:`.led_simulator`,
 :mod:`.capture` (stills and multispectral stacks) and :mod:`.quality`.
 """
 
+from skinstation.camera.cable import SimulatedCable
 from skinstation.camera.capture import BandFrame, capture_multispectral, capture_still
 from skinstation.camera.devices import CameraDevice, list_cameras
 from skinstation.camera.factory import open_frame_source, open_illuminator
@@ -43,7 +45,7 @@ from skinstation.camera.illumination import (
 )
 from skinstation.camera.led_simulator import LedControllerSimulator
 from skinstation.camera.opencv_camera import CameraFrameSource
-from skinstation.camera.simulator import SimulatedCable, SimulatedDermatoscope
+from skinstation.camera.simulator import SimulatedDermatoscope
 from skinstation.camera.synthetic import SyntheticFrameSource
 from skinstation.inference.quality import QualityCheck, QualityReport, assess_quality
 

@@ -9,6 +9,9 @@
 * an index (``0``) or a device path (``/dev/video2``): that camera, or an error; an existing
   folder or video file: replay it.
 
+The simulated dermatoscope holds one lesion (with slight hand motion and focus drift) until
+it is told to move to the next (``next_lesion``), like a scope held on a patient's skin.
+
 The chosen source says what it is (``source.kind``) and why it was chosen
 (``source.selection_reason``, also logged).
 """
@@ -102,6 +105,7 @@ def _simulator(camera: CameraSettings, media: Path, reason: str) -> SimulatedDer
         fps=camera.simulator_fps,
         size=(camera.width, camera.height),
         selection_reason=reason,
+        hold=True,
     )
 
 

@@ -16,10 +16,16 @@ OpenCV path as a physical camera's:
 Playback loops (rewinding at the end) at a configurable frame rate, and frames can be resized
 (cover and centre-crop) to the resolution a station camera would deliver.
 
-:class:`SimulatedCable` is the fault injector at the physical boundary: it can "unplug" the
-device after N frames, after which the capture behaves exactly like OpenCV with a vanished
-V4L2 device (``read()`` returns ``(False, None)``, ``grab()`` False) and new opens fail until it
-is plugged in again.
+With ``hold=True`` (what the station uses, see :mod:`.factory`) the simulator behaves like a
+dermatoscope held on one lesion: every frame re-reads the same image through the capture and
+shows it with slight, smooth, seeded hand motion and focus drift (:mod:`.drift`); it moves to
+another lesion only on :meth:`SimulatedDermatoscope.next_lesion` (or
+:meth:`~SimulatedDermatoscope.select_lesion`). A video file is always played as recorded.
+
+:class:`~skinstation.camera.cable.SimulatedCable` is the fault injector at the physical
+boundary: it can "unplug" the device after N frames, after which the capture behaves exactly
+like OpenCV with a vanished V4L2 device (``read()`` returns ``(False, None)``, ``grab()``
+False) and new opens fail until it is plugged in again; held or not.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from skinstation.camera.cable import SimulatedCable
+from skinstation.camera.drift import HandDrift
 from skinstation.camera.frames import (
+    CameraError,
     CameraUnavailableError,
     FrameSource,
     SourceKind,
@@ -45,74 +54,6 @@ from skinstation.camera.frames import (
 from skinstation.camera.opencv_camera import VideoCaptureLike, bgr_to_rgb
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-
-
-class SimulatedCable:
-    """The simulated dermatoscope's USB cable: plug, unplug, or unplug after N frames.
-
-    Args:
-        unplug_after_frames: Deliver this many frames (reads or grabs), then unplug.
-    """
-
-    def __init__(self, unplug_after_frames: int | None = None) -> None:
-        self.plugged = True
-        self._remaining = unplug_after_frames
-
-    def unplug(self) -> None:
-        """Pull the cable now."""
-        self.plugged = False
-
-    def plug_in(self, unplug_after_frames: int | None = None) -> None:
-        """Reconnect (optionally arming another unplug after N frames)."""
-        self.plugged = True
-        self._remaining = unplug_after_frames
-
-    def take_frame(self) -> bool:
-        """Account for one delivered frame; False if the device is (now) unplugged."""
-        if not self.plugged:
-            return False
-        if self._remaining is not None:
-            if self._remaining <= 0:
-                self.plugged = False
-                return False
-            self._remaining -= 1
-        return True
-
-    def wrap(self, capture: VideoCaptureLike) -> VideoCaptureLike:
-        """Put this cable between a capture and its user."""
-        return _CabledCapture(capture, self)
-
-
-class _CabledCapture:
-    """A capture behind a :class:`SimulatedCable`; fails the way cv2 fails on a lost device."""
-
-    def __init__(self, capture: VideoCaptureLike, cable: SimulatedCable) -> None:
-        self._capture = capture
-        self._cable = cable
-        self._opened_while_plugged = cable.plugged
-
-    def isOpened(self) -> bool:
-        return self._opened_while_plugged and self._capture.isOpened()
-
-    def read(self) -> tuple[bool, np.ndarray | None]:
-        if not self._cable.take_frame():
-            return False, None
-        return self._capture.read()
-
-    def grab(self) -> bool:
-        return self._cable.take_frame() and self._capture.grab()
-
-    def get(self, prop: int) -> float:
-        return self._capture.get(prop)
-
-    def set(self, prop: int, value: float) -> bool:
-        return self._cable.plugged and self._capture.set(prop, value)
-
-    def release(self) -> None:
-        self._capture.release()
-
-    def getBackendName(self) -> str:
-        return self._capture.getBackendName()
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -175,6 +116,9 @@ class SimulatedDermatoscope(FrameSource):
             each image's own size.
         cable: Optional fault injector (see :class:`SimulatedCable`).
         selection_reason: Why this source was chosen (see :class:`FrameSource`).
+        hold: Hold one lesion (image media only) with hand motion and focus drift instead of
+            showing the next image every frame.
+        seed: Seed of the drift while holding; the same seed gives the same frames.
 
     Raises:
         CameraUnavailableError: On :meth:`open`, if the media is missing or holds no image.
@@ -190,6 +134,8 @@ class SimulatedDermatoscope(FrameSource):
         size: tuple[int, int] | None = None,
         cable: SimulatedCable | None = None,
         selection_reason: str = "",
+        hold: bool = False,
+        seed: int = 0,
     ) -> None:
         if isinstance(media, str | Path):
             self.media: Path | tuple[Path, ...] = Path(media)
@@ -209,11 +155,59 @@ class SimulatedDermatoscope(FrameSource):
         self._capture: VideoCaptureLike | None = None
         self._frame_count = 0
         self._next_due = 0.0
+        self.hold = hold
+        self.seed = seed
+        self._lesion = 0
+        self._held_frames = 0
+        self._drift = HandDrift(seed, 0)
 
     @property
     def images(self) -> list[Path]:
         """The images being replayed, in order (empty for a video)."""
         return list(self._images)
+
+    @property
+    def holds_lesion(self) -> bool:
+        """Whether the simulator holds one lesion (``hold`` and image media, not a video)."""
+        media = self.media
+        return self.hold and not (isinstance(media, Path) and media.is_file())
+
+    @property
+    def lesion_index(self) -> int:
+        """Index in :attr:`images` of the lesion held (0 when not holding)."""
+        return self._lesion if self.holds_lesion else 0
+
+    @property
+    def lesion(self) -> str:
+        """File name of the lesion held; ``""`` when not holding or not open yet."""
+        if not self.holds_lesion or self._lesion >= len(self._images):
+            return ""
+        return self._images[self._lesion].name
+
+    def next_lesion(self) -> str:
+        """Move the scope to the next lesion (wrapping at the end); returns its file name.
+
+        Raises:
+            CameraError: If the simulator does not hold lesions (``hold`` off, or a video).
+        """
+        with self._lock:
+            return self.select_lesion(self._lesion + 1)
+
+    def select_lesion(self, index: int) -> str:
+        """Hold lesion ``index`` (modulo the number of images); returns its file name.
+
+        Before :meth:`open` the index is kept and applied once the images are known.
+
+        Raises:
+            CameraError: If the simulator does not hold lesions (``hold`` off, or a video).
+        """
+        if not self.holds_lesion:
+            raise CameraError(f"{self.device_id} does not hold a lesion: it replays its media")
+        with self._lock:
+            self._lesion = index % len(self._images) if self._images else max(0, index)
+            self._held_frames = 0
+            self._drift = HandDrift(self.seed, self._lesion)
+            return self.lesion
 
     def _open(self) -> SourceProperties:
         capture = self._make_capture()
@@ -226,6 +220,8 @@ class SimulatedDermatoscope(FrameSource):
         self._capture = capture
         self._frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self._next_due = time.monotonic()
+        if self.holds_lesion:
+            self.select_lesion(self._lesion)
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if self.size is not None:
@@ -282,6 +278,8 @@ class SimulatedDermatoscope(FrameSource):
         if capture is None:  # pragma: no cover - guarded by FrameSource.read
             raise stopped_delivering(self.device_id)
         self._pace()
+        if self.holds_lesion:
+            return self._read_held(capture)
         position = int(capture.get(cv2.CAP_PROP_POS_FRAMES))
         if self.loop and self._frame_count and position >= self._frame_count:
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -299,6 +297,19 @@ class SimulatedDermatoscope(FrameSource):
         label = self._images[position].name if position < len(self._images) else ""
         return rgb, label
 
+    def _read_held(self, capture: VideoCaptureLike) -> tuple[np.ndarray, str]:
+        """Re-read the held lesion through the capture and show it as the hand holds it."""
+        capture.set(cv2.CAP_PROP_POS_FRAMES, self._lesion)
+        ok, image = capture.read()
+        if not ok or image is None:
+            raise stopped_delivering(self.device_id)
+        rgb = bgr_to_rgb(image, self.device_id)
+        if self.size is not None:
+            rgb = fit_to_size(rgb, *self.size)
+        moved = self._drift.apply(rgb, self._held_frames)
+        self._held_frames += 1
+        return moved, self.lesion
+
     def _pace(self) -> None:
         """Sleep until the next frame is due at the configured frame rate."""
         if self.fps <= 0:
@@ -314,6 +325,12 @@ class SimulatedDermatoscope(FrameSource):
             capture = self._capture
             if capture is None:  # pragma: no cover - guarded by FrameSource.discard
                 raise stopped_delivering(self.device_id)
+            if self.holds_lesion:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, self._lesion)
+                if not capture.grab():
+                    raise stopped_delivering(self.device_id)
+                self._held_frames += 1  # the hand kept moving meanwhile
+                continue
             position = int(capture.get(cv2.CAP_PROP_POS_FRAMES))
             if self.loop and self._frame_count and position >= self._frame_count:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, 0)

@@ -199,6 +199,17 @@ class StationService:
             return patient
         return self.store.create_patient(pseudonym, actor_id=session.operator_id, name=name)
 
+    def create_patient(self, session: Session, pseudonym: str,
+                       name: str | None = None) -> Patient:
+        """Register a new patient (the UI asks the operator first: a typo is a new patient).
+
+        Raises:
+            DuplicateError: If the pseudonym is taken.
+            PseudonymError: If it is no pseudonym (a name, a date of birth, spaces...).
+        """
+        self.auth.require(session, can_capture)
+        return self.store.create_patient(pseudonym, actor_id=session.operator_id, name=name)
+
     def find_patient(self, session: Session, pseudonym: str) -> Patient | None:
         """Look a patient up by pseudonym without creating one (for history filters)."""
         self.auth.require(session, can_view_history)
@@ -277,15 +288,20 @@ class StationService:
     def save_multispectral(
         self, session: Session, visit_id: int, frames: Sequence[tuple[str, Frame]], *,
         body_site: str, access_time: dt.datetime, classify_band: str = "white",
+        prediction: Prediction | None = None,
     ) -> list[SavedCapture]:
-        """Store one frame per band as one multispectral group; classify the white frame."""
+        """Store one frame per band as one multispectral group.
+
+        Nothing is classified here: ``prediction`` (the one shown to the operator for the
+        ``classify_band`` frame, or None) is stored with that frame as it is.
+        """
         group = uuid.uuid4().hex
         saved = []
         for index, (band, frame) in enumerate(frames):
-            prediction = self.classify(frame.pixels) if band == classify_band else None
             saved.append(self.save_capture(
                 session, visit_id, frame, band=band, body_site=body_site,
-                access_time=access_time, prediction=prediction,
+                access_time=access_time,
+                prediction=prediction if band == classify_band else None,
                 multispectral_group_id=group, multispectral_index=index))
         return saved
 
@@ -297,10 +313,15 @@ class StationService:
             raise ValueError(f"unknown diagnosis code {code!r}; use one of {', '.join(classes)}")
         return code
 
-    def label(self, session: Session, capture_id: int, code: str, note: str | None = None) -> int:
-        """The capturing operator's label (the original label); returns the label id."""
+    def label(self, session: Session, capture_id: int, code: str | None,
+              note: str | None = None) -> int:
+        """The capturing operator's label (the original label); returns the label id.
+
+        ``code`` None stores a note without a diagnosis (the note is then required).
+        """
         self.auth.require(session, can_capture)
-        return self.store.add_operator_label(capture_id, self._check_code(code),
+        checked = None if code is None else self._check_code(code)
+        return self.store.add_operator_label(capture_id, checked,
                                              author_id=session.operator_id, note=note).id
 
     def review(self, session: Session, capture_id: int, code: str,

@@ -3,6 +3,9 @@
 A capture's ORIGINAL label is the one the capturing operator gave; it is written once and
 never overwritten. Dermatologist reviews are added as new rows; a review is revised by adding a
 row that supersedes it. The FINAL label is the latest review, else the original.
+
+The operator may give a note without a diagnosis: that is still the capture's original
+(``operator``) row, with the empty code :data:`NO_DIAGNOSIS`. It is never a FINAL label.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from skinstation.storage.validation import (
     require_text,
 )
 
+NO_DIAGNOSIS = ""
+"""The code of an operator's note given without a diagnosis."""
+
 
 @dataclass(frozen=True)
 class LabelHistory:
@@ -30,7 +36,7 @@ class LabelHistory:
     Attributes:
         original: The operator's label, or ``None``.
         reviews: Dermatologist reviews, oldest first (revisions included).
-        final: The latest review, else the original, else ``None``.
+        final: The latest review, else the original when it names a diagnosis, else ``None``.
     """
 
     original: Label | None
@@ -38,8 +44,10 @@ class LabelHistory:
 
     @property
     def final(self) -> Label | None:
-        """The label that counts: the latest review, else the original."""
-        return self.reviews[-1] if self.reviews else self.original
+        """The label that counts: the latest review, else the original's diagnosis."""
+        if self.reviews:
+            return self.reviews[-1]
+        return self.original if self.original is not None and self.original.code else None
 
 
 def _note(note: str | None) -> str | None:
@@ -47,14 +55,30 @@ def _note(note: str | None) -> str | None:
 
 
 def add_operator_label(
-    session: Session, capture_id: int, code: str, author_id: int, note: str | None, at: datetime
+    session: Session, capture_id: int, code: str | None, author_id: int, note: str | None,
+    at: datetime,
 ) -> Label:
-    """Add a capture's original label.
+    """Add a capture's original label: a diagnosis code, a note, or both.
+
+    Args:
+        session: The open transaction.
+        capture_id: The capture labelled.
+        code: The operator's diagnosis, or ``None`` for a note without one (stored with the
+            code :data:`NO_DIAGNOSIS`).
+        author_id: The capturing operator.
+        note: The operator's note (required when ``code`` is ``None``).
+        at: When it was given.
 
     Raises:
         DuplicateError: If the capture already has one.
+        ValueError: If neither a code nor a non-blank note is given, or either is invalid.
     """
-    code = require_label_code(code)
+    if code is None:
+        if note is None or not note.strip():
+            raise ValueError("an operator label needs a diagnosis code, a note, or both")
+        code = NO_DIAGNOSIS
+    else:
+        code = require_label_code(code)
     active_operator(session, author_id)
     get_or_raise(session, Capture, capture_id)
     existing = session.scalar(

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from skinstation.core.images import encode_image
+from skinstation.core.pseudonyms import check_pseudonym
 from skinstation.storage import labels as label_rules
 from skinstation.storage import queries
 from skinstation.storage.audit import AuditAction
@@ -62,8 +63,10 @@ class StationStore(AuditedStore):
         Raises:
             PatientNameNotAllowedError: If ``name`` is given and names are not stored.
             DuplicateError: If the pseudonym is taken.
+            PseudonymError: If it is no pseudonym (a name, a date of birth, spaces, too
+                long, not the station's pattern: see :mod:`skinstation.core.pseudonyms`).
         """
-        pseudonym = require_text(pseudonym, "pseudonym", 64)
+        pseudonym = check_pseudonym(pseudonym, self.database.settings.pseudonym_pattern)
         if name is not None and not self.store_patient_names:
             raise PatientNameNotAllowedError(
                 "this station does not store patient names; register the patient by "
@@ -85,7 +88,12 @@ class StationStore(AuditedStore):
             return patient
 
     def find_patient(self, pseudonym: str, *, actor_id: int) -> Patient | None:
-        """Look a patient up by pseudonym (audited, also when not found)."""
+        """Look a patient up by pseudonym (audited, also when not found).
+
+        Raises:
+            PseudonymError: If it is no pseudonym (nothing is looked up or audited).
+        """
+        pseudonym = check_pseudonym(pseudonym, self.database.settings.pseudonym_pattern)
         with self.database.transaction() as session:
             patient = session.scalar(select(Patient).where(Patient.pseudonym == pseudonym))
             entity_id = None if patient is None else patient.id
@@ -273,9 +281,12 @@ class StationStore(AuditedStore):
             }
 
     def add_operator_label(
-        self, capture_id: int, code: str, *, author_id: int, note: str | None = None
+        self, capture_id: int, code: str | None, *, author_id: int, note: str | None = None
     ) -> Label:
-        """Give a capture its original label (once; it is never overwritten)."""
+        """Give a capture its original label (once; it is never overwritten).
+
+        ``code`` is ``None`` for a note without a diagnosis (see :mod:`.labels`).
+        """
         with self.database.transaction() as session:
             label = label_rules.add_operator_label(
                 session, capture_id, code, author_id, note, self.clock()

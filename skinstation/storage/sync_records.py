@@ -169,7 +169,9 @@ class SyncRecords(AuditedStore):
                         author=usernames.get(label.author_id, str(label.author_id)),
                         created_at=label.created_at,
                     )
-                    for label in labels
+                    # a note without a diagnosis stays at the station: the protocol's
+                    # labels carry a code (LabelPart.code)
+                    for label in labels if label.code
                 ],
             )
         image = self.database.images.read(capture.image_ref, capture.image_sha256)

@@ -4,6 +4,9 @@
 reads frames for the live preview (scaled down in the worker, handed over as ``QImage``), runs
 the live quality checks, and takes stills and multispectral sequences. A sequence runs inside
 one slot, so the preview is paused while it runs and cannot steal a band's frames.
+A simulated dermatoscope holds one lesion; the worker remembers which, so reopening the preview
+shows the same one, and moves it on only when asked (:meth:`CameraController.next_lesion`, and
+:meth:`CameraController.hold_lesion_for` a new visit).
 :class:`CameraController` is its handle on the GUI side.
 """
 
@@ -26,6 +29,7 @@ from skinstation.camera import (
     FrameSource,
     Illuminator,
     IlluminatorError,
+    SimulatedDermatoscope,
     assess_quality,
     capture_multispectral,
     capture_still,
@@ -55,6 +59,9 @@ class SourceInfo:
         can_sequence: A multispectral sequence is possible (a controller switches the light).
         band: The band lit now ("" if none).
         light_simulated: The light is the simulated LED controller.
+        lesion: File name of the lesion a simulated dermatoscope holds ("" otherwise).
+        can_change_lesion: The source is a simulated dermatoscope that can move to another
+            lesion (:meth:`CameraController.next_lesion`).
     """
 
     device_id: str
@@ -66,6 +73,15 @@ class SourceInfo:
     can_sequence: bool
     band: str = ""
     light_simulated: bool = False
+    lesion: str = ""
+    can_change_lesion: bool = False
+
+
+def _held(source: FrameSource | None) -> SimulatedDermatoscope | None:
+    """``source`` if it is a simulated dermatoscope holding a lesion, else None."""
+    if isinstance(source, SimulatedDermatoscope) and source.holds_lesion:
+        return source
+    return None
 
 
 class CameraWorker(QObject):
@@ -78,6 +94,7 @@ class CameraWorker(QObject):
     sequence_captured = Signal(object, float)
     sequence_running = Signal(bool)
     band_changed = Signal(str)
+    lesion_changed = Signal(str)
     failed = Signal(str, object)
     stopped = Signal()
 
@@ -95,6 +112,7 @@ class CameraWorker(QObject):
         self._quality = QualitySettings()
         self._band = "white"
         self._last_quality = 0.0
+        self._lesion_index = 0
         self.frame_consumed = True
         """Set by the GUI when it has shown the last preview frame (drops frames meanwhile)."""
 
@@ -107,6 +125,9 @@ class CameraWorker(QObject):
             self._source = self.source_factory(camera)
             if not self._source.is_open:
                 self._source.open()
+            held = _held(self._source)
+            if held is not None:
+                held.select_lesion(self._lesion_index)
         except (CameraError, OSError) as exc:
             self.failed.emit("camera", exc)
             return
@@ -130,7 +151,8 @@ class CameraWorker(QObject):
             self._light.description if self._light is not None else "", light_error,
             self._light is not None and not self._light.manual,
             self._band if self._light is not None and self._light.current_band else "",
-            light_settings.illuminator_port == "simulator"))
+            light_settings.illuminator_port == "simulator",
+            held.lesion if held is not None else "", held is not None))
         self.frame_consumed = True
         self._timer = QTimer(self)
         self._timer.setInterval(0)
@@ -171,6 +193,14 @@ class CameraWorker(QObject):
     def set_band(self, band: str) -> None:
         """Light ``band`` for the preview and the next still."""
         self._switch_light(band)
+
+    @Slot()
+    def next_lesion(self) -> None:
+        """Move a simulated dermatoscope to the next lesion (now, or when it next opens)."""
+        self._lesion_index += 1
+        held = _held(self._source)
+        if held is not None and held.is_open:
+            self.lesion_changed.emit(held.select_lesion(self._lesion_index))
 
     @Slot(float)
     def capture(self, requested_at: float) -> None:
@@ -252,6 +282,7 @@ class CameraController(QObject):
     _capture = Signal(float)
     _sequence = Signal(object, float)
     _band = Signal(str)
+    _next_lesion = Signal()
     _stop_and_wait = Signal()
 
     def __init__(self, parent: QObject | None = None,
@@ -266,12 +297,18 @@ class CameraController(QObject):
         self._capture.connect(self.worker.capture)
         self._sequence.connect(self.worker.capture_sequence)
         self._band.connect(self.worker.set_band)
+        self._next_lesion.connect(self.worker.next_lesion)
         self._stop_and_wait.connect(self.worker.stop, Qt.ConnectionType.BlockingQueuedConnection)
         self._shown: collections.deque[float] = collections.deque(maxlen=60)
         self.record: list[float] | None = None
         """Set to a list to record the time of every frame shown (benchmarks)."""
         self.running = False
+        self.lesion = ""
+        """The lesion the simulated dermatoscope holds ("" for any other source)."""
+        self._lesion_key: object = None
         self.worker.failed.connect(self._on_failed)
+        self.worker.opened.connect(self._on_opened)
+        self.worker.lesion_changed.connect(self._on_lesion_changed)
         self._thread.start()
 
     def start(self, camera: CameraSettings, quality: QualitySettings) -> None:
@@ -301,6 +338,16 @@ class CameraController(QObject):
         """Switch the light to ``band``."""
         self._band.emit(band)
 
+    def next_lesion(self) -> None:
+        """Move a simulated dermatoscope to the next lesion (no-op for other sources)."""
+        self._next_lesion.emit()
+
+    def hold_lesion_for(self, key: object) -> None:
+        """Show a new lesion when ``key`` (e.g. the open visit's id) differs from the last."""
+        if key != self._lesion_key:
+            self._lesion_key = key
+            self.next_lesion()
+
     def frame_shown(self) -> None:
         """The GUI displayed the last preview frame: count it and accept the next one."""
         now = time.perf_counter()
@@ -320,6 +367,14 @@ class CameraController(QObject):
         """Frame rate from the median interval between the last (up to) 60 shown frames."""
         intervals = [b - a for a, b in itertools.pairwise(self._shown)]
         return 1.0 / statistics.median(intervals) if intervals else 0.0
+
+    @Slot(object)
+    def _on_opened(self, info: SourceInfo) -> None:
+        self.lesion = info.lesion
+
+    @Slot(str)
+    def _on_lesion_changed(self, lesion: str) -> None:
+        self.lesion = lesion
 
     @Slot(str, object)
     def _on_failed(self, kind: str, error: object) -> None:

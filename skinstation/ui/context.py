@@ -137,8 +137,10 @@ class StationContext(QObject):
         return self.session
 
     def set_visit(self, visit: VisitState | None) -> None:
-        """Set (or clear) the open visit."""
+        """Set (or clear) the open visit; a new visit moves a simulated scope to a new lesion."""
         self.visit = visit
+        if visit is not None:
+            self.camera.hold_lesion_for(visit.visit.id)
         self.visit_changed.emit(visit)
 
     # -- running work ---------------------------------------------------------------------

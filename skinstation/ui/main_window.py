@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         self.capture_screen: CaptureScreen = self.screens["capture"]  # type: ignore[assignment]
         self.result_screen: ResultScreen = self.screens["result"]  # type: ignore[assignment]
         self.capture_screen.taken.connect(self._capture_taken)
+        self.capture_screen.has_unsaved = lambda: self.result_screen.has_unsaved
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -251,6 +252,10 @@ class MainWindow(QMainWindow):
         if previous is screen:
             return
         if isinstance(previous, Screen):
+            if not previous.may_leave(screen_id):
+                if previous.screen_id in self.nav_buttons:
+                    self.nav_buttons[previous.screen_id].setChecked(True)
+                return
             previous.on_hidden()
         self.stack.setCurrentWidget(screen)
         self.nav_buttons[screen_id].setChecked(True)

@@ -6,17 +6,37 @@ first status request after that, starts its background thread when an engine URL
 and stops it when the application quits. Received models are installed through the station's
 model manager, which verifies them and switches atomically. Captures the engine refused are put
 back in the queue by :meth:`StationSync.retry_refused`, for administrators only.
+
+An administrator enrolls the station from the sync panel (:meth:`StationSync.enroll`): the
+one-time code goes to the engine through :func:`~skinstation.sync.runner.enroll_station`, the
+token lands in the OS keyring only, and the engine URL and CA file are written to the settings.
+The status says ``not_configured`` / ``not_enrolled`` / ``starting`` while no round can run, and
+"Sync now" then refuses instead of pretending to have synced.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from pathlib import Path
 from typing import Any
 
 from skinstation.auth import Session, can_change_station_settings
 from skinstation.services.station import StationService
-from skinstation.sync.runner import SyncRunner
-from skinstation.ui.sync_status import SyncStatus
+from skinstation.sync.client import SyncError
+from skinstation.sync.credentials import CredentialError, StationCredential
+from skinstation.sync.runner import SyncRunner, enroll_station
+from skinstation.sync.transport import SyncConfigError
+from skinstation.ui.sync_status import NOT_CONFIGURED, NOT_ENROLLED, STARTING, SyncStatus
+
+OPENING = "The station database is still opening."
+NO_URL = "Sync not configured: no engine URL in the settings."
+NOT_ENROLLED_TEXT = ("Not enrolled: an administrator enters an enrollment code in the sync panel "
+                     "(or runs 'skinstation sync enroll CODE').")
+
+
+class EnrollmentError(ValueError):
+    """Enrolling failed: the engine refused the code, could not be reached, or bad input."""
 
 
 class StationSync:
@@ -47,23 +67,78 @@ class StationSync:
         """The runner's status, or a "starting" placeholder before the database is open."""
         runner = self._ensure_runner()
         if runner is None:
-            return SyncStatus(0, None, "The station database is still opening.")
+            return SyncStatus(0, None, OPENING, state=STARTING)
         status = runner.status()
         if not status.engine_url:
-            return SyncStatus(status.queue_length, status.last_success,
-                              "Sync not configured: no engine URL in the settings.",
-                              status.refused_captures)
+            return SyncStatus(status.queue_length, status.last_success, NO_URL,
+                              status.refused_captures, state=NOT_CONFIGURED)
         if not status.enrolled:
-            return SyncStatus(status.queue_length, status.last_success,
-                              "Not enrolled: run 'skinstation sync enroll CODE' as IT admin.",
-                              status.refused_captures)
+            return SyncStatus(status.queue_length, status.last_success, NOT_ENROLLED_TEXT,
+                              status.refused_captures, state=NOT_ENROLLED)
         return status
 
-    def sync_now(self) -> None:
-        """Start a sync round now (if the station is configured)."""
+    def sync_now(self) -> SyncStatus:
+        """Run a sync round now, in the calling (worker) thread; returns the status after it.
+
+        Raises:
+            SyncConfigError: No engine URL, not enrolled, or the database is still opening.
+        """
+        status = SyncStatus.of(self.status())
         runner = self._ensure_runner()
-        if runner is not None and runner.settings.sync.engine_url:
-            runner.sync_now()
+        if runner is None or not status.ready:
+            raise SyncConfigError(status.last_error or NO_URL)
+        return SyncStatus.of(runner.sync_once())
+
+    def enroll(self, session: Session, code: str, engine_url: str, ca_file: str = "",
+               config_file: Path | None = None) -> StationCredential:
+        """Enroll with the engine at ``engine_url`` using a one-time ``code`` (administrators).
+
+        The credential (with the token) is stored in the OS keyring only; the engine URL and
+        the CA file are written to the settings file, and sync starts with them.
+
+        Args:
+            session: An administrator's session.
+            code: The one-time enrollment code issued by the engine's administrator.
+            engine_url: The engine's base URL (``https://…``).
+            ca_file: PEM file of the CA that signed the engine's certificate (empty: the
+                system's trust store).
+            config_file: Settings file to update (default ``<home>/settings.toml``).
+
+        Raises:
+            PermissionDeniedError: Unless the session may change the station's configuration.
+            EnrollmentError: Empty code or URL, a missing CA file, already enrolled, or the
+                engine refused the code (its message) or could not be reached.
+        """
+        service: StationService | None = self._service_provider()
+        if service is None or self._ensure_runner() is None:
+            raise RuntimeError(OPENING)
+        service.auth.require(session, can_change_station_settings)
+        code, engine_url, ca_file = code.strip(), engine_url.strip().rstrip("/"), ca_file.strip()
+        if not code or not engine_url:
+            raise EnrollmentError("Enter the enrollment code and the engine URL.")
+        if ca_file and not Path(ca_file).is_file():
+            raise EnrollmentError(f"CA file not found: {ca_file}")
+        sync = dataclasses.replace(service.settings.sync, engine_url=engine_url,
+                                   ca_bundle=ca_file or service.settings.sync.ca_bundle)
+        runner = self._ensure_runner()
+        assert runner is not None
+        try:
+            credential = enroll_station(service.settings.replace(sync=sync), code,
+                                        runner.credentials)
+        except (SyncError, SyncConfigError, CredentialError) as error:
+            raise EnrollmentError(str(error)) from error
+        service.change_settings(session, {"sync": {"engine_url": sync.engine_url,
+                                                   "ca_bundle": sync.ca_bundle}}, config_file)
+        self._restart_runner()
+        return credential
+
+    def _restart_runner(self) -> None:
+        """Stop the runner and build a new one from the service's current settings."""
+        with self._lock:
+            old, self._runner = self._runner, None
+        if old is not None:
+            old.stop()
+        self._ensure_runner()
 
     def retry_refused(self, session: Session) -> list[int]:
         """Put every refused capture back in the queue (audited as ``session``'s operator).

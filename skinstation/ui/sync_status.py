@@ -2,10 +2,14 @@
 
 Any object with a ``status()`` method qualifies; ``status()`` returns something with the
 attributes (or mapping keys) ``queue_length``, ``last_success``, ``last_error`` and optionally
-``refused_captures`` (capture id → reason), e.g. a :class:`SyncStatus`. If the object also has
-``sync_now()``, the panel offers a "Sync now" button; if it has ``retry_refused(session)``
-(puts refused captures back in the queue, checking the session may), administrators get a
-"Retry refused" button. All are called in a worker thread, never on the GUI thread.
+``refused_captures`` (capture id → reason) and ``state``, e.g. a :class:`SyncStatus`. A state
+in :data:`NOT_READY` (no engine URL, not enrolled, database opening) means no sync can run.
+If the object also has ``sync_now()``, the panel offers a "Sync now" button (hidden while not
+ready; ``sync_now`` may return the status after the round); if it has
+``retry_refused(session)`` (puts refused captures back in the queue, checking the session
+may), administrators get a "Retry refused" button; if it has
+``enroll(session, code, engine_url, ca_file)``, administrators of a station not enrolled get
+an enrollment form. All are called in a worker thread, never on the GUI thread.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+NOT_CONFIGURED, NOT_ENROLLED, STARTING = "not_configured", "not_enrolled", "starting"
+NOT_READY = frozenset({NOT_CONFIGURED, NOT_ENROLLED, STARTING})
 
 
 @dataclass(frozen=True)
@@ -26,12 +33,20 @@ class SyncStatus:
         last_error: The last error's message, or None after a success.
         refused_captures: Captures set aside as refused (capture id → reason), waiting for an
             administrator to retry them after a fix.
+        state: The source's state word (e.g. ``idle``, ``offline``, or one of
+            :data:`NOT_READY`); empty if the source does not say.
     """
 
     queue_length: int
     last_success: dt.datetime | None = None
     last_error: str | None = None
     refused_captures: Mapping[int, str] = field(default_factory=dict)
+    state: str = ""
+
+    @property
+    def ready(self) -> bool:
+        """Whether a sync round can run (configured, enrolled, database open)."""
+        return self.state not in NOT_READY
 
     @classmethod
     def of(cls, value: Any) -> SyncStatus:
@@ -41,7 +56,8 @@ class SyncStatus:
         get = value.get if isinstance(value, Mapping) else lambda k, d=None: getattr(value, k, d)
         refused = get("refused_captures") or {}
         return cls(int(get("queue_length", 0) or 0), get("last_success"), get("last_error"),
-                   {int(capture_id): str(reason) for capture_id, reason in refused.items()})
+                   {int(capture_id): str(reason) for capture_id, reason in refused.items()},
+                   str(get("state") or ""))
 
 
 @runtime_checkable

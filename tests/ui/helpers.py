@@ -35,12 +35,16 @@ def try_log_in(qtbot, window: MainWindow, username: str, password: str) -> str:
 
 
 def open_visit(qtbot, window: MainWindow, pseudonym: str, site: str = "back") -> None:
-    """Patient screen: find or create, start a visit, choose the body site."""
+    """Patient screen: find (or create, confirmed), start a visit, choose the body site."""
     window.show_screen("patient")
     patient = window.screens["patient"]
     patient.pseudonym.clear()
     qtbot.keyClicks(patient.pseudonym, pseudonym)
     qtbot.mouseClick(patient.find_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: patient.start_button.isEnabled() or patient.create_button.isVisible(),
+                    timeout=TIMEOUT)
+    if patient.create_button.isVisible():  # not found: confirm creating the new patient
+        qtbot.mouseClick(patient.create_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: patient.start_button.isEnabled(), timeout=TIMEOUT)
     qtbot.mouseClick(patient.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.ctx.visit is not None, timeout=TIMEOUT)

@@ -33,6 +33,10 @@ class Screen(QWidget):
     def on_shown(self) -> None:
         """The screen became the visible one (refresh data here)."""
 
+    def may_leave(self, target: str) -> bool:
+        """Whether the window may switch from this screen to ``target`` (e.g. unsaved edits)."""
+        return True
+
     def on_hidden(self) -> None:
         """Another screen became visible."""
 

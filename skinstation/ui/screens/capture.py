@@ -2,11 +2,15 @@
 
 The preview runs in the camera thread (:class:`~skinstation.ui.workers.CameraWorker`); this
 screen only shows the frames it is handed. Capture by the button, the space bar or a foot
-pedal (pedals are keyboard devices; :data:`PEDAL_KEYS` lists the keys they send).
+pedal (pedals are keyboard devices; :data:`PEDAL_KEYS` lists the keys they send). The keys
+work from anywhere in the window while this screen is the current one (a text field keeps
+its space bar); when a capture cannot be taken they say why, and a result not yet saved is
+never replaced without asking (:mod:`~skinstation.ui.screens.capture_guard`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -26,6 +30,11 @@ from skinstation.camera import BandFrame, Frame, QualityReport
 from skinstation.ui.camera_worker import SourceInfo
 from skinstation.ui.context import StationContext, effective_camera_settings
 from skinstation.ui.screens.base import Screen
+from skinstation.ui.screens.capture_guard import (
+    ConfirmReplace,
+    ask_replace,
+    not_ready_reason,
+)
 from skinstation.ui.widgets.common import MessageBar, make_button, set_button_text
 from skinstation.ui.widgets.image_view import ImageView
 
@@ -56,6 +65,12 @@ class CaptureTaken:
 class CaptureScreen(Screen):
     """Live preview and capture controls.
 
+    Attributes:
+        has_unsaved: Tells whether a result is waiting to be saved (the window wires it to
+            the result screen).
+        confirm_replace: Asks what to do with that result before a new capture
+            (default: a :func:`~skinstation.ui.screens.capture_guard.ask_replace` dialog).
+
     Signals:
         taken: A still or a sequence was captured (:class:`CaptureTaken`).
     """
@@ -70,6 +85,8 @@ class CaptureScreen(Screen):
         self.camera_error = ""
         self.busy = False
         self.current_band = ""
+        self.has_unsaved: Callable[[], bool] = lambda: False
+        self.confirm_replace: ConfirmReplace = lambda: ask_replace(self.window(), ctx.tr)
         self.source_status = QLabel(self)
         self.source_status.setObjectName("sourceStatus")
         self.source_status.setWordWrap(True)
@@ -108,6 +125,9 @@ class CaptureScreen(Screen):
         self.reconnect_button = make_button("reconnectButton", "", self)
         self.reconnect_button.clicked.connect(self.start_preview)
         self.reconnect_button.setVisible(False)
+        self.next_lesion_button = make_button("nextLesionButton", "", self)  # simulator only
+        self.next_lesion_button.clicked.connect(ctx.camera.next_lesion)
+        self.next_lesion_button.setVisible(False)
         self.patient_button = make_button("toPatient", "", self)
         self.patient_button.clicked.connect(lambda: self.navigate.emit("patient"))
         self.message = MessageBar("captureMessage", self)
@@ -119,6 +139,7 @@ class CaptureScreen(Screen):
         controls.addWidget(self.quality_summary)
         controls.addStretch(1)
         controls.addWidget(self.reconnect_button)
+        controls.addWidget(self.next_lesion_button)
         controls.addWidget(self.patient_button)
         controls.addWidget(self.capture_button)
         controls.addWidget(self.keys_hint)
@@ -133,8 +154,9 @@ class CaptureScreen(Screen):
         layout.addLayout(controls, 1)
 
         self.shortcuts = [QShortcut(QKeySequence(key), self) for key in ("Space", *PEDAL_KEYS)]
-        for shortcut in self.shortcuts:
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for shortcut in self.shortcuts:  # on only while this screen is shown (on_shown)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.setEnabled(False)
             shortcut.activated.connect(self.capture)
         self.fps_timer = QTimer(self)
         self.fps_timer.setInterval(1000)
@@ -166,6 +188,8 @@ class CaptureScreen(Screen):
                         tr("ui.capture.capture_help", pedal=PEDAL_KEYS[0]))
         self.keys_hint.setText(tr("ui.capture.keys", pedal=PEDAL_KEYS[0]))
         set_button_text(self.reconnect_button, tr("ui.capture.reconnect"))
+        set_button_text(self.next_lesion_button, tr("ui.capture.next_lesion"),
+                        tr("ui.capture.next_lesion_help"))
         set_button_text(self.patient_button, tr("ui.capture.to_patient"))
         self._show_source()
         self._show_quality()
@@ -224,6 +248,9 @@ class CaptureScreen(Screen):
                                         and self.source.can_sequence)
         self.patient_button.setVisible(visit is None or not visit.body_site)
         self.reconnect_button.setVisible(bool(self.camera_error))
+        self.next_lesion_button.setVisible(self.source is not None
+                                           and self.source.can_change_lesion)
+        self.next_lesion_button.setEnabled(not self.busy)
 
     # -- preview --------------------------------------------------------------------------
 
@@ -305,9 +332,27 @@ class CaptureScreen(Screen):
         if band in self.band_buttons:
             self.band_buttons[band].setChecked(True)
 
+    def _may_capture(self) -> bool:
+        """Say why not if a capture cannot be taken now; ask before replacing a result."""
+        if not self.isVisible() or not self._ready_or_say_why():
+            return False
+        if not self.has_unsaved():
+            return True
+        choice = self.confirm_replace()
+        if choice == "save":
+            self.navigate.emit("result")  # the result is kept there, its save button focused
+        return choice == "discard" and self.isVisible() and self._ready_or_say_why()
+
+    def _ready_or_say_why(self) -> bool:
+        reason = not_ready_reason(self.ctx.visit, self.source, self.camera_error, self.busy)
+        if reason:
+            self.message.show_message(self.ctx.tr(reason, detail=self.camera_error),
+                                      "error" if self.camera_error else "warning")
+        return not reason
+
     def capture(self) -> None:
         """Take a still (button, space bar or pedal)."""
-        if not self.capture_button.isEnabled() or not self.isVisible():
+        if not self._may_capture():
             return
         self.busy = True
         self.message.show_message(self.ctx.tr("ui.capture.capturing"), "info")
@@ -316,7 +361,7 @@ class CaptureScreen(Screen):
 
     def capture_sequence(self) -> None:
         """Take one frame per band (the preview pauses meanwhile)."""
-        if not self.sequence_button.isEnabled():
+        if not self.sequence_button.isEnabled() or not self._may_capture():
             return
         self.busy = True
         self._update_state()
@@ -363,10 +408,14 @@ class CaptureScreen(Screen):
         self.start_preview()
         if self.ctx.model_error:
             self.message.show_message(self.ctx.model_error, "warning")
+        for shortcut in self.shortcuts:
+            shortcut.setEnabled(True)
         self.capture_button.setFocus()
 
     def on_hidden(self) -> None:
         """Stop the preview (the camera is released while another screen is shown)."""
+        for shortcut in self.shortcuts:
+            shortcut.setEnabled(False)
         self.stop_preview()
 
     def reset(self) -> None:

@@ -1,4 +1,11 @@
-"""Patient and visit: find or create a patient by pseudonym, start a visit, pick the body site."""
+"""Patient and visit: find or (confirmed) create a patient, start a visit, pick the body site.
+
+A pseudonym looked up and not found is created only when the operator confirms it: a typo
+would otherwise silently become a second patient.
+
+What is typed is checked as a pseudonym first (:mod:`skinstation.core.pseudonyms`): a name, a
+date of birth, spaces or an over-long ID are refused with the reason, never cut off or sent on.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from skinstation.core.pseudonyms import PseudonymError, check_pseudonym
 from skinstation.storage import Patient, Visit
 from skinstation.ui.context import StationContext, VisitState
 from skinstation.ui.screens.base import Screen
@@ -46,16 +54,23 @@ class PatientScreen(Screen):
     def __init__(self, ctx: StationContext, parent: QWidget | None = None) -> None:
         super().__init__(ctx, parent)
         self.patient: Patient | None = None
+        self.created = False
+        """The shown patient was created just now (not found)."""
+        self.pending: str | None = None
+        """A pseudonym looked up and not found: created only if the operator confirms."""
         self.title = heading("patientTitle", self)
         self.pseudonym_label = QLabel(self)
         self.pseudonym = QLineEdit(self)
         self.pseudonym.setObjectName("pseudonym")
         self.pseudonym.setMinimumHeight(44)
-        self.pseudonym.setMaxLength(64)
         self.pseudonym.returnPressed.connect(self._find)
+        self.pseudonym.textEdited.connect(self._edited)
         self.pseudonym_label.setBuddy(self.pseudonym)
         self.find_button = make_button("findPatient", "primary", self)
         self.find_button.clicked.connect(self._find)
+        self.create_button = make_button("createPatient", "", self)
+        self.create_button.clicked.connect(self._create)
+        self.create_button.setVisible(False)
         self.patient_status = QLabel(self)
         self.patient_status.setObjectName("patientStatus")
         self.patient_status.setWordWrap(True)
@@ -92,6 +107,7 @@ class PatientScreen(Screen):
         find_row.addWidget(self.pseudonym_label)
         find_row.addWidget(self.pseudonym, 1)
         find_row.addWidget(self.find_button)
+        find_row.addWidget(self.create_button)
         visit_row = QHBoxLayout()
         visit_row.addWidget(self.start_button)
         visit_row.addWidget(self.close_button)
@@ -115,6 +131,7 @@ class PatientScreen(Screen):
         name_control(self.pseudonym, tr("ui.patient.pseudonym"), tr("ui.patient.pseudonym_help"))
         self.pseudonym.setPlaceholderText(tr("ui.patient.pseudonym_placeholder"))
         set_button_text(self.find_button, tr("ui.patient.find"))
+        set_button_text(self.create_button, tr("ui.patient.create"))
         set_button_text(self.start_button, tr("ui.patient.start_visit"))
         set_button_text(self.close_button, tr("ui.patient.close_visit"))
         set_button_text(self.capture_button, tr("ui.patient.go_capture"))
@@ -131,7 +148,10 @@ class PatientScreen(Screen):
             status = tr("ui.patient.visit_open", pseudonym=visit.patient.pseudonym,
                         visit=visit.visit.id)
         elif self.patient is not None:
-            status = tr("ui.patient.found", pseudonym=self.patient.pseudonym)
+            status = tr("ui.patient.created" if self.created else "ui.patient.found",
+                        pseudonym=self.patient.pseudonym)
+        elif self.pending is not None:
+            status = tr("ui.patient.not_found", pseudonym=self.pending)
         else:
             status = tr("ui.patient.none")
         self.patient_status.setText(status)
@@ -143,21 +163,72 @@ class PatientScreen(Screen):
     # -- actions --------------------------------------------------------------------------
 
     def _find(self) -> None:
-        pseudonym = self.pseudonym.text().strip()
-        if not pseudonym:
+        self._set_pending(None)
+        if not self.pseudonym.text().strip():
             self.message.error(self.ctx.tr("ui.patient.missing"))
             return
         service, session = self.ctx.require_service(), self.ctx.require_session()
+        try:
+            pseudonym = check_pseudonym(self.pseudonym.text(),
+                                        service.database.settings.pseudonym_pattern)
+        except PseudonymError as error:
+            self._refuse(error)
+            return
         self.find_button.setEnabled(False)
-        self.ctx.run_data(lambda: service.find_or_create_patient(session, pseudonym),
-                          self._found, self._failed)
+        self.ctx.run_data(lambda: service.find_patient(session, pseudonym),
+                          lambda patient: self._looked_up(pseudonym, patient), self._failed)
 
-    def _found(self, patient: Patient) -> None:
+    def _refuse(self, error: PseudonymError) -> None:
+        """Say why the entry is no pseudonym; forget the patient shown (no visit is open)."""
+        if self.ctx.visit is None:
+            self.patient, self.created = None, False
+        self.message.error(self.ctx.tr(f"ui.patient.refused.{error.reason}", **error.values))
+        self._update_state()
+        self.pseudonym.setFocus()
+
+    def _looked_up(self, pseudonym: str, patient: Patient | None) -> None:
+        if patient is not None:
+            self._found(patient)
+            return
         self.find_button.setEnabled(True)
+        if self.ctx.visit is not None:
+            self.message.show_message(self.ctx.tr("ui.patient.close_first"), "warning")
+            return
+        self.patient, self.created = None, False
+        self._set_pending(pseudonym)
+        self.message.show_message(self.ctx.tr("ui.patient.confirm_create", pseudonym=pseudonym),
+                                  "warning")
+        self._update_state()
+        self.create_button.setFocus()
+
+    def _set_pending(self, pseudonym: str | None) -> None:
+        self.pending = pseudonym
+        self.create_button.setVisible(pseudonym is not None)
+        self.create_button.setEnabled(pseudonym is not None)
+
+    def _edited(self, _text: str) -> None:
+        """A different ID was typed: the offer to create the one looked up is withdrawn."""
+        if self.pending is not None:
+            self._set_pending(None)
+            self.message.clear_message()
+            self._update_state()
+
+    def _create(self) -> None:
+        pseudonym = self.pending
+        if pseudonym is None:
+            return
+        service, session = self.ctx.require_service(), self.ctx.require_session()
+        self.create_button.setEnabled(False)
+        self.ctx.run_data(lambda: service.create_patient(session, pseudonym),
+                          lambda patient: self._found(patient, created=True), self._failed)
+
+    def _found(self, patient: Patient, created: bool = False) -> None:
+        self.find_button.setEnabled(True)
+        self._set_pending(None)
         if self.ctx.visit is not None and self.ctx.visit.patient.id != patient.id:
             self.message.show_message(self.ctx.tr("ui.patient.close_first"), "warning")
             return
-        self.patient = patient
+        self.patient, self.created = patient, created
         self.message.clear_message()
         self._update_state()
         self.start_button.setFocus()
@@ -203,13 +274,14 @@ class PatientScreen(Screen):
 
     def _visit_closed(self, _visit: Visit) -> None:
         self.ctx.set_visit(None)
-        self.patient = None
+        self.patient, self.created = None, False
         self.pseudonym.clear()
         self.message.show_message(self.ctx.tr("ui.patient.visit_closed"), "success")
         self._update_state()
 
     def _failed(self, message: str) -> None:
         self.find_button.setEnabled(True)
+        self.create_button.setEnabled(self.pending is not None)
         self.message.error(message)
         self._update_state()
 
@@ -221,7 +293,8 @@ class PatientScreen(Screen):
 
     def reset(self) -> None:
         """Forget the patient."""
-        self.patient = None
+        self.patient, self.created = None, False
+        self._set_pending(None)
         self.pseudonym.clear()
         self.message.clear_message()
         self._update_state()

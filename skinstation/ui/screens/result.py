@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
@@ -18,10 +17,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from skinstation.camera import QualityReport
-from skinstation.inference.classifier import Prediction
 from skinstation.inference.heatmap import Explanation
-from skinstation.services.station import SavedCapture
+from skinstation.services import capture as capture_case
+from skinstation.services.capture import CaptureAnalysis, CaptureSaved
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
 from skinstation.ui.screens.capture import CaptureTaken
@@ -38,14 +36,8 @@ from skinstation.ui.widgets.prediction_panel import PredictionPanel, PredictionV
 
 CLASS_CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the model thread found for one capture."""
-
-    quality: QualityReport
-    prediction: Prediction | None
-    model_error: BaseException | None
+Outcome = CaptureAnalysis
+"""What the model thread found for one capture (see :class:`CaptureAnalysis`)."""
 
 
 class ResultScreen(Screen):
@@ -54,6 +46,8 @@ class ResultScreen(Screen):
     Signals:
         result_shown: Seconds from the capture request to the result being shown.
         saved: Ids of the captures just saved.
+
+    The capture use case (analyse, save what was shown) is :mod:`skinstation.services.capture`.
     """
 
     screen_id = "result"
@@ -67,6 +61,7 @@ class ResultScreen(Screen):
         self.outcome: Outcome | None = None
         self.explanation: Explanation | None = None
         self.saved_ids: list[int] = []
+        self.last_saved: CaptureSaved | None = None
         self.timings: list[float] = []
         self.title = heading("resultTitle", self)
         self.image = ImageView("resultImage", QSize(320, 240), self)
@@ -189,6 +184,7 @@ class ResultScreen(Screen):
     def show_capture(self, taken: CaptureTaken) -> None:
         """Show a new capture and classify it in the model thread."""
         self.taken, self.outcome, self.explanation, self.saved_ids = taken, None, None, []
+        self.last_saved = None
         self.heatmap_button.setChecked(False)
         self.image.set_array(taken.frame.pixels)
         for view in self.band_views:
@@ -223,18 +219,9 @@ class ResultScreen(Screen):
             return
         service = self.ctx.require_service()
         pixels = taken.frame.pixels
-
-        def analyse() -> Outcome:
-            quality = service.check_quality(pixels)
-            if not (quality.passed or force):
-                return Outcome(quality, None, None)
-            try:
-                return Outcome(quality, service.classify(pixels), None)
-            except Exception as exc:
-                return Outcome(quality, None, exc)
-
         self.classify_anyway.setEnabled(False)
-        self.ctx.run_model(analyse, lambda outcome: self._analysed(taken, outcome),
+        self.ctx.run_model(lambda: capture_case.analyse(service, pixels, force=force),
+                           lambda outcome: self._analysed(taken, outcome),
                            self.message.error)
 
     def _analysed(self, taken: CaptureTaken, outcome: Outcome) -> None:
@@ -291,7 +278,7 @@ class ResultScreen(Screen):
     # -- saving ---------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Save the capture (or sequence), its prediction and the operator's label."""
+        """Save the capture (or sequence), the prediction shown and the operator's label."""
         taken, outcome, visit = self.taken, self.outcome, self.ctx.visit
         if taken is None or outcome is None or self.saved_ids:
             return
@@ -299,37 +286,37 @@ class ResultScreen(Screen):
             self.message.error(self.ctx.tr("ui.result.no_visit"))
             return
         service, session = self.ctx.require_service(), self.ctx.require_session()
-        code, note = self.label_combo.currentData() or "", self.note.text().strip() or None
-        prediction = outcome.prediction
+        code, note = self.label_combo.currentData() or None, self.note.text()
         visit_id, site, access = visit.visit.id, visit.body_site, visit.access_time
+        sequence = ([(bf.band.name, bf.frame) for bf in taken.sequence]
+                    if taken.sequence else None)
 
-        def save() -> list[int]:
-            if taken.sequence:
-                frames = [(bf.band.name, bf.frame) for bf in taken.sequence]
-                stored: list[SavedCapture] = service.save_multispectral(
-                    session, visit_id, frames, body_site=site, access_time=access,
-                    classify_band=taken.band)
-                main = next(s for s, bf in zip(stored, taken.sequence, strict=True)
-                            if bf.band.name == taken.band)
-            else:
-                main = service.save_capture(session, visit_id, taken.frame, band=taken.band,
-                                            body_site=site, access_time=access,
-                                            prediction=prediction)
-                stored = [main]
-            if code:
-                service.label(session, main.capture.id, code, note=note)
-            return [s.capture.id for s in stored]
+        def save() -> CaptureSaved:
+            return capture_case.save(
+                service, session, visit_id, outcome, frame=taken.frame, band=taken.band,
+                body_site=site, access_time=access, sequence=sequence, diagnosis=code,
+                note=note)
 
         self.save_button.setEnabled(False)
         self.message.show_message(self.ctx.tr("ui.result.saving"), "info")
         self.ctx.run_data(save, self._saved, self._save_failed)
 
-    def _saved(self, ids: list[int]) -> None:
-        self.saved_ids = ids
-        self.message.show_message(
-            self.ctx.tr("ui.result.saved", ids=", ".join(f"#{i}" for i in ids)), "success")
+    def _saved(self, saved: CaptureSaved) -> None:
+        self.last_saved, self.saved_ids = saved, list(saved.capture_ids)
+        self.message.show_message(self.saved_text(saved), "success")
         self._update_state()
-        self.saved.emit(ids)
+        self.saved.emit(self.saved_ids)
+
+    def saved_text(self, saved: CaptureSaved) -> str:
+        """The confirmation naming what was saved (captures, prediction, diagnosis, note)."""
+        tr, ids = self.ctx.tr, ", ".join(f"#{i}" for i in saved.capture_ids)
+        texts = {
+            "capture": tr("ui.result.saved_capture", ids=ids),
+            "prediction": tr("ui.result.saved_prediction"),
+            "diagnosis": tr("ui.result.saved_diagnosis", code=saved.diagnosis or ""),
+            "note": tr("ui.result.saved_note"),
+        }
+        return tr("ui.result.saved", parts=", ".join(texts[part] for part in saved.parts))
 
     def _save_failed(self, message: str) -> None:
         self.message.error(message)
@@ -344,6 +331,7 @@ class ResultScreen(Screen):
     def reset(self) -> None:
         """Forget the capture."""
         self.taken, self.outcome, self.explanation, self.saved_ids = None, None, None, []
+        self.last_saved = None
         self.image.clear()
         for view in self.band_views:
             view.deleteLater()

@@ -1,7 +1,12 @@
-"""Station settings (administrators): camera, light, model, sync server, thresholds, language."""
+"""Station settings (administrators): camera, light, model, sync server, thresholds, language.
+
+The spin boxes and combo boxes take the mouse wheel only while focused (the wheel scrolls the
+page otherwise), and leaving the screen with unsaved edits asks: save, discard or stay.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtWidgets import (
@@ -12,6 +17,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -29,11 +35,13 @@ from skinstation.ui.widgets.common import (
     name_control,
     set_button_text,
 )
+from skinstation.ui.widgets.wheel_guard import guard_wheel_in
 
 QUALITY_FIELDS = ("min_focus", "min_brightness", "max_brightness", "max_clipped_fraction",
                   "max_glare_fraction", "min_lesion_contrast", "min_lesion_fraction",
                   "max_lesion_border_fraction")
 CAMERA_SOURCES = ("auto", "simulator", "synthetic", "0", "1")
+SAVE, DISCARD, STAY = "save", "discard", "stay"
 
 
 def _differs(current: Any, wanted: Any) -> bool:
@@ -77,6 +85,9 @@ class SettingsScreen(Screen):
 
     def __init__(self, ctx: StationContext, parent: QWidget | None = None) -> None:
         super().__init__(ctx, parent)
+        #: Asks what to do with unsaved edits: returns SAVE, DISCARD or STAY (tests replace it).
+        self.confirm_leave: Callable[[], str] = self._ask_leave
+        self._leave_to = ""
         self.model_info: ModelInfo | None = None
         self.model_error = ""
         self.title = heading("settingsTitle", self)
@@ -142,12 +153,14 @@ class SettingsScreen(Screen):
                        self.save_button, self.message, self.model_box, self.operators):
             column.addWidget(widget)
         column.addStretch(1)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
+        self.scroll_area = QScrollArea(self)
+        self.scroll_area.setObjectName("settingsScroll")
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setWidget(content)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
-        layout.addWidget(scroll, 1)
+        layout.addWidget(self.scroll_area, 1)
+        guard_wheel_in(content)
         self.load_values(ctx.settings)
 
     def _box(self, name: str) -> tuple[QGroupBox, QFormLayout]:
@@ -242,10 +255,48 @@ class SettingsScreen(Screen):
         if "sync" in changes:
             note += " " + self.ctx.tr("ui.settings.restart_sync")
         self.message.show_message(note, "success")
+        target, self._leave_to = self._leave_to, ""
+        if target:
+            self.navigate.emit(target)
 
     def _failed(self, message: str) -> None:
         self.save_button.setEnabled(True)
+        self._leave_to = ""  # stay: the edits are still in the form
         self.message.error(message)
+
+    # -- leaving with unsaved edits -------------------------------------------------------
+
+    def may_leave(self, target: str) -> bool:
+        """Whether the window may switch to ``target`` now; asks if edits are unsaved.
+
+        Save stores the edits and then switches (staying, with the error, if saving fails);
+        discard reloads the settings in use; stay keeps the edits and the screen.
+        """
+        if self.ctx.session is None or not self.changes():
+            return True
+        answer = self.confirm_leave()
+        if answer == DISCARD:
+            self.load_values(self.ctx.settings)
+            return True
+        if answer == SAVE:
+            self._leave_to = target
+            self.save()
+        return False
+
+    def _ask_leave(self) -> str:
+        tr = self.ctx.tr
+        box = QMessageBox(QMessageBox.Icon.Question, tr("ui.settings.unsaved_title"),
+                          tr("ui.settings.unsaved"), parent=self)
+        box.setObjectName("unsavedSettingsBox")
+        save = box.addButton(tr("ui.settings.unsaved_save"), QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton(tr("ui.settings.unsaved_discard"),
+                                QMessageBox.ButtonRole.DestructiveRole)
+        stay = box.addButton(tr("ui.settings.unsaved_stay"), QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stay)
+        box.setEscapeButton(stay)
+        box.exec()
+        clicked = box.clickedButton()
+        return SAVE if clicked is save else DISCARD if clicked is discard else STAY
 
     # -- model ----------------------------------------------------------------------------
 

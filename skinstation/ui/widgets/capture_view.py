@@ -88,8 +88,9 @@ class CaptureView(QWidget):
     def _label_line(self, key: str, label: Label) -> str:
         tr = self.tr_
         author = self.names.get(label.author_id) or tr("ui.detail.operator", id=label.author_id)
-        line = tr(key, label=f"{tr(f'class.{label.code}')} ({label.code})", author=author,
-                  time=local_time(label.created_at))
+        name = (f"{tr(f'class.{label.code}')} ({label.code})" if label.code
+                else tr("ui.detail.no_diagnosis"))  # a note given without a diagnosis
+        line = tr(key, label=name, author=author, time=local_time(label.created_at))
         return line + (f" — {label.note}" if label.note else "")
 
     def retranslate(self) -> None:
