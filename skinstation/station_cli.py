@@ -12,13 +12,7 @@ import sys
 from typing import Any
 
 from skinstation.settings import Settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = args.data_dir
-    return Settings.load(**overrides)
+from skinstation.sync.cli import settings_from_args
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -26,7 +20,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from skinstation.storage import init_database
     from skinstation.storage.audit import verify_audit_log
 
-    database = init_database(_settings(args))
+    database = init_database(settings_from_args(args))
     try:
         with database.transaction() as session:
             report = verify_audit_log(session)
@@ -57,7 +51,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from skinstation.storage.audit import AuditAction
     from skinstation.storage.backup import create_backup
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     report = create_backup(settings, Path(args.out))
     _audit_system_action(settings, AuditAction.BACKUP_CREATED,
                          {"archive": report.archive.name, "files": report.files,
@@ -74,7 +68,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from skinstation.storage.audit import AuditAction
     from skinstation.storage.backup import restore_backup
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     report = restore_backup(settings, Path(args.archive))
     _audit_system_action(settings, AuditAction.BACKUP_RESTORED,
                          {"archive": report.archive.name, "files": report.files})
@@ -89,7 +83,7 @@ def cmd_patient_erase(args: argparse.Namespace) -> int:
     from skinstation.storage import init_database
     from skinstation.storage.erasure import describe_patient, erase_patient
 
-    database = init_database(_settings(args))
+    database = init_database(settings_from_args(args))
     try:
         pseudonym, visits, captures = describe_patient(database, args.patient_id)
         if not args.yes:
@@ -123,7 +117,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from skinstation.storage import init_database
     from skinstation.storage.keys import rotate_station_keys
 
-    database = init_database(_settings(args))
+    database = init_database(settings_from_args(args))
     try:
         report = rotate_station_keys(database)
     except (KeystoreError, ImageError) as error:

@@ -65,3 +65,14 @@ def test_blob_round_trip_and_plain_files() -> None:
     assert cipher.decrypt_blob(data, context="images/3f/3f00") == data  # written before
     with pytest.raises(DecryptionError, match="cannot decrypt images/other"):
         cipher.decrypt_blob(sealed, context="images/other")
+
+
+def test_a_truncated_file_is_a_clear_error() -> None:
+    cipher = Cipher(DataKeys("station-data"))
+    sealed = cipher.encrypt_blob(b"image bytes", context="images/ab")
+    with pytest.raises(DecryptionError, match="encrypted file is truncated"):
+        cipher.key_id_of_blob(BLOB_MAGIC)
+    for cut in (len(BLOB_MAGIC), len(BLOB_MAGIC) + 2, len(sealed) - 1):
+        with pytest.raises(DecryptionError,
+                           match=r"cannot decrypt images/ab|not a key version: 'v'"):
+            cipher.decrypt_blob(sealed[:cut], context="images/ab")

@@ -237,9 +237,15 @@ class Cipher:
         return value[len(TEXT_PREFIX):].split(":", 1)[0]
 
     def key_id_of_blob(self, blob: bytes) -> str | None:
-        """The key version a file was encrypted with (None: plaintext)."""
+        """The key version a file was encrypted with (None: plaintext).
+
+        Raises:
+            DecryptionError: The file is cut off right after its header.
+        """
         if not blob.startswith(BLOB_MAGIC):
             return None
+        if len(blob) <= len(BLOB_MAGIC):
+            raise DecryptionError("encrypted file is truncated: no key version after its header")
         start = len(BLOB_MAGIC) + 1
         return blob[start:start + blob[len(BLOB_MAGIC)]].decode("ascii", "replace")
 

@@ -19,7 +19,6 @@ as duplicates.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 from skinstation.core.files import private_dir, secure_tree
 from skinstation.core.timeutil import utc_now
+from skinstation.inference.model_file import file_sha256
 from skinstation.settings import Settings
 from skinstation.storage.errors import StorageError
 
@@ -75,14 +75,6 @@ def _sqlite_path(settings: Settings) -> Path:
             "the station database is not a SQLite file: back it up with the database's own "
             "tools (pg_dump) and copy the images folder; 'skinstation backup' handles SQLite")
     return Path(url.database)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _members(settings: Settings, snapshot: Path) -> list[tuple[str, Path]]:
@@ -131,7 +123,7 @@ def create_backup(settings: Settings, out: Path) -> BackupReport:
         manifest: dict[str, Any] = {
             "format": FORMAT, "created_at": utc_now().isoformat(),
             "station_id": settings.station_id,
-            "files": {name: {"sha256": _sha256(path), "size": path.stat().st_size}
+            "files": {name: {"sha256": file_sha256(path), "size": path.stat().st_size}
                       for name, path in members},
         }
         partial = out.with_name(out.name + ".partial")
@@ -185,7 +177,7 @@ def _read_checked(archive: Path, into: Path) -> dict[str, Any]:
         path = into / name
         if not path.is_file():
             raise BackupError(f"{archive} is incomplete: {name} is missing")
-        if _sha256(path) != entry["sha256"]:
+        if file_sha256(path) != entry["sha256"]:
             raise BackupError(f"{archive} is damaged: {name} does not match its checksum")
     return manifest
 

@@ -32,7 +32,8 @@ def model_manager_installer(settings: Settings) -> ModelInstaller:
     return lambda path, sha256: manager.install(path, sha256).version
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings, with ``--data-dir``, ``--engine-url`` and ``--ca-bundle`` applied."""
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
@@ -52,7 +53,7 @@ def _runner(args: argparse.Namespace, installer_factory: InstallerFactory) -> Sy
     from skinstation.storage import init_database
     from skinstation.sync.runner import SyncRunner
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     installer = installer_factory(settings)
     return SyncRunner(settings, init_database(settings), installer=installer)
 
@@ -69,7 +70,7 @@ def register_sync_commands(commands: argparse._SubParsersAction[argparse.Argumen
     def cmd_enroll(args: argparse.Namespace) -> int:
         from skinstation.sync.runner import enroll_station
 
-        settings = _settings(args)
+        settings = settings_from_args(args)
         try:
             credential = enroll_station(settings, args.code,
                                         CredentialStore(settings.station_id),
@@ -122,7 +123,7 @@ def register_sync_commands(commands: argparse._SubParsersAction[argparse.Argumen
         return 0
 
     def cmd_forget(args: argparse.Namespace) -> int:
-        settings = _settings(args)
+        settings = settings_from_args(args)
         CredentialStore(settings.station_id).delete()
         print("station credential removed from the keyring")
         return 0
