@@ -16,9 +16,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import JSON, MetaData, String, create_engine, event
+from sqlalchemy import JSON, Index, MetaData, String, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from skinstation.core.files import create_private_file, private_dir, private_file
 from skinstation.core.timeutil import UtcDateTime
@@ -68,6 +68,33 @@ class PredictionColumns:
     decision: Mapped[str] = mapped_column(String(32))
     referral: Mapped[bool | None]
     created_at: Mapped[datetime]
+
+
+class AuditLogColumns:
+    """Columns and indexes of an append-only, hash-chained audit log (station and engine).
+
+    A declarative mixin: who acted is the table's own column(s) (the station names an
+    operator and itself, the engine an account name), placed between ``occurred_at`` and
+    ``action`` by ``sort_order``, as the migrations created them. ``prev_hash`` and
+    ``row_hash`` link each row to the one before (:mod:`skinstation.core.auditchain`).
+    """
+
+    __tablename__ = "audit_log"
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index, ...]:
+        """The entity and row-hash indexes (new objects for each table)."""
+        return (Index("ix_audit_log_entity", "entity_type", "entity_id"),
+                Index("ix_audit_log_row_hash", "row_hash", unique=True))
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    occurred_at: Mapped[datetime] = mapped_column(index=True, sort_order=-1)
+    action: Mapped[str] = mapped_column(String(64), index=True, sort_order=1)
+    entity_type: Mapped[str | None] = mapped_column(String(32), sort_order=1)
+    entity_id: Mapped[str | None] = mapped_column(String(64), sort_order=1)
+    detail: Mapped[dict[str, Any]] = mapped_column(sort_order=1)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), sort_order=1)
+    row_hash: Mapped[str | None] = mapped_column(String(64), sort_order=1)
 
 
 def new_metadata() -> MetaData:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from skinstation.inference.classifier import Classifier
 from skinstation.inference.model_file import ModelFileError, ModelMetadata, file_sha256
+from skinstation.inference.taxonomy import load_taxonomy
 from skinstation.settings import Settings
 
 
@@ -70,6 +71,18 @@ class ModelManager:
                 self._classifier = Classifier.load(path, threads=self.threads)
                 self._path = path
             return self._classifier
+
+    def class_codes(self) -> tuple[str, ...]:
+        """The diagnosis classes a person may choose, from the model file's own taxonomy.
+
+        The loaded model's taxonomy once a model is loaded; until then (or when no model
+        loads) the bundled taxonomy, so that a form never waits on loading the weights.
+        """
+        with self._lock:
+            loaded = self._classifier
+        if loaded is not None:
+            return tuple(loaded.taxonomy.classes)
+        return tuple(load_taxonomy().classes)
 
     def info(self) -> ModelInfo:
         """Version, file, metrics and threshold of the model in use."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -36,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from skinstation.core.crypto import STATION_KEYS
 from skinstation.core.sqlbase import (
+    AuditLogColumns,
     LoginAccountColumns,
     PredictionColumns,
     annotation_types,
@@ -207,25 +207,11 @@ class Label(Base):
     created_at: Mapped[datetime]
 
 
-class AuditEvent(Base):
+class AuditEvent(AuditLogColumns, Base):
     """Who viewed or changed what, and when; append-only."""
 
-    __tablename__ = "audit_log"
-    __table_args__ = (
-        Index("ix_audit_log_entity", "entity_type", "entity_id"),
-        Index("ix_audit_log_row_hash", "row_hash", unique=True),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"), index=True)
     station_id: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    entity_type: Mapped[str | None] = mapped_column(String(32))
-    entity_id: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[dict[str, Any]]
-    prev_hash: Mapped[str | None] = mapped_column(String(64))
-    row_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxEntry(Base):

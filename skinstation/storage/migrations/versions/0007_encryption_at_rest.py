@@ -14,10 +14,7 @@ Create Date: 2026-12-05
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
-
-from skinstation.core.sqlrewrite import rebuild_sqlite_table
+from skinstation.core.migration_steps import retype_string_columns
 
 revision = "0007"
 down_revision = "0006"
@@ -30,25 +27,11 @@ WIDENED = {
 }
 
 
-def _retype(widen: bool) -> None:
-    bind = op.get_bind()
-    for table, columns in WIDENED.items():
-        if bind.dialect.name == "sqlite":
-            rebuild_sqlite_table(bind, table, {
-                name: ((f"VARCHAR({old})", f"VARCHAR({new})") if widen
-                       else (f"VARCHAR({new})", f"VARCHAR({old})"))
-                for name, (old, new) in columns.items()})
-            continue
-        for name, (old, new) in columns.items():
-            op.alter_column(table, name, type_=sa.String(new if widen else old),
-                            existing_type=sa.String(old if widen else new))
-
-
 def upgrade() -> None:
     """Widen the encrypted columns."""
-    _retype(widen=True)
+    retype_string_columns(WIDENED, widen=True)
 
 
 def downgrade() -> None:
     """Narrow them again (fails on PostgreSQL while encrypted values are stored)."""
-    _retype(widen=False)
+    retype_string_columns(WIDENED, widen=False)
