@@ -1,9 +1,15 @@
-"""Translatable texts (decisions, guidance, class names) from ``resources/i18n/<lang>.json``."""
+"""Translatable texts (decisions, guidance, class names) from ``resources/i18n/<lang>.json``.
+
+Errors raised below the UI that a person reads (a wrong password, a sync refusal, the LED
+controller not answering) are :class:`TranslatableError`: they carry a text key and its values,
+so each front end shows them in its own language; ``str()`` is the English text (logs, CLI).
+"""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
+from typing import Any
 
 from skinstation.resources import I18N_DIR
 
@@ -34,3 +40,25 @@ def text(key: str, language: str = "en") -> str:
 def keys(language: str = "en") -> set[str]:
     """All text keys defined for ``language``."""
     return set(_catalogue(language))
+
+
+class TranslatableError(Exception):
+    """An error whose message is a text of the catalogue.
+
+    Args:
+        key: The text key (defined in every language).
+        **values: The values the text is formatted with (plain numbers and strings).
+
+    Attributes:
+        text_key: The key.
+        text_values: The values.
+    """
+
+    def __init__(self, key: str, **values: Any) -> None:
+        self.text_key = key
+        self.text_values = values
+        super().__init__(text(key, "en").format(**values))
+
+    def translated(self, language: str) -> str:
+        """The message in ``language``."""
+        return text(self.text_key, language).format(**self.text_values)
