@@ -82,6 +82,9 @@ def _label(label: QLabel) -> Clipped | None:
     needed = _longest_line(label, text)
     if needed > inner.width() + SLACK:
         return Clipped(_name(label), text, needed, inner.width())
+    tall = label.fontMetrics().height() * len(text.splitlines())
+    if tall > inner.height() + SLACK:
+        return Clipped(_name(label) + " (height)", text, tall, inner.height())
     return None
 
 
@@ -89,9 +92,11 @@ def _button(button: QAbstractButton) -> Clipped | None:
     text = button.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
     if not text:
         return None
-    needed = button.sizeHint().width()
-    if needed > button.width() + SLACK:
-        return Clipped(_name(button), text, needed, button.width())
+    hint = button.sizeHint()
+    if hint.width() > button.width() + SLACK:
+        return Clipped(_name(button), text, hint.width(), button.width())
+    if hint.height() > button.height() + SLACK:
+        return Clipped(_name(button) + " (height)", text, hint.height(), button.height())
     return None
 
 
@@ -106,15 +111,19 @@ def _combo(combo: QComboBox) -> Clipped | None:
 
 
 def _outside(widget: QWidget, window: QWidget) -> Clipped | None:
-    """A widget reaching past the window's edge is cut off by it."""
-    top_left = widget.mapTo(window, QPoint(0, 0))
-    box = QRect(top_left, widget.size())
-    inside = window.rect()
-    if inside.contains(box):
-        return None
+    """A widget reaching past the edge of its parent (or of any container up to the window)
+    is cut off by it."""
     text = widget.text() if isinstance(widget, QLabel | QAbstractButton) else ""
-    return Clipped(_name(widget) + " (past the window edge)", text,
-                   box.right(), inside.right())
+    parent = widget.parentWidget()
+    while parent is not None:
+        box = QRect(widget.mapTo(parent, QPoint(0, 0)), widget.size())
+        if not parent.rect().adjusted(-SLACK, -SLACK, SLACK, SLACK).contains(box):
+            return Clipped(f"{_name(widget)} (past the edge of {_name(parent)})", text,
+                           box.bottom(), parent.rect().bottom())
+        if parent is window:
+            return None
+        parent = parent.parentWidget()
+    return None
 
 
 def _painted(widget: QWidget) -> list[Clipped]:

@@ -57,7 +57,8 @@ def _walk(qtbot, window, size_name: str, language: str, who: str) -> list[str]:
         window.show_screen(screen_id)
         _settle(qtbot, window, SIZES[size_name])
         _shoot(window, f"{language}-{size_name}{'-scaled' if SCALED else ''}-{who}-{screen_id}")
-        problems += [f"[{language} {size_name} {screen_id}] {c}" for c in clipped_widgets(window)]
+        problems += [f"[{language} {size_name}{'' if 'header' in c.name else ' ' + screen_id}] {c}"
+                     for c in clipped_widgets(window)]
     return problems
 
 
@@ -78,7 +79,8 @@ def _check(qtbot, make_window, station, size_name: str, language: str) -> None:
         problems += _walk(qtbot, window, size_name, language, who)
         window.logout()
         qtbot.waitUntil(lambda: window.ctx.session is None, timeout=TIMEOUT)
-    assert problems == []
+    problems = list(dict.fromkeys(problems))  # a header cut off on every screen is said once
+    assert not problems, "text cut off:\n" + "\n".join(problems)
 
 
 @pytest.mark.skipif(bool(SCALED), reason="the 150% child runs only the scaled check")
