@@ -100,7 +100,7 @@ def test_scaled_child(qtbot, make_window, station, language) -> None:
 def test_no_text_is_cut_off_at_150_percent_scaling() -> None:
     """A 1920×1080 screen at 150% gives the window 1280×720 device-independent pixels."""
     env = dict(os.environ, QT_SCALE_FACTOR="1.5", SKINSTATION_LAYOUT_SCALE="1.5")
-    run = subprocess.run(  # noqa: S603 - our own test file, same interpreter
+    run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          f"{__file__}::test_scaled_child"],
         env=env, capture_output=True, text=True, timeout=600, check=False)
