@@ -158,6 +158,47 @@ class SyncSettings:
 
 
 @dataclass(frozen=True)
+class InteropSettings:
+    """Exports of captures to hospital systems: DICOM files, a PACS, a FHIR server.
+
+    Attributes:
+        fhir_url: Base URL of the FHIR (R4) server a report bundle is POSTed to ("": none).
+        fhir_timeout_seconds: Timeout of that POST.
+        pacs_host, pacs_port, pacs_ae_title: The PACS (a DICOM C-STORE SCP) exports go to
+            (an empty host: none).
+        station_ae_title: This station's own AE title when it sends to the PACS.
+        send_patient_names: Put the patient's name (when the station stores one) into
+            exports; off, the patient is identified by the pseudonym only.
+        contact_method: How the dermatoscope meets the skin (DICOM Contact Method):
+            ``CONTACT`` or ``NON_CONTACT``.
+        immersion_media: With ``CONTACT``: the immersion media used (DICOM Immersion Media,
+            e.g. ``["GEL"]``; required then).
+        optical_magnification: The dermatoscope's optical magnification (0: not known).
+    """
+
+    fhir_url: str = ""
+    fhir_timeout_seconds: float = 30.0
+    pacs_host: str = ""
+    pacs_port: int = 104
+    pacs_ae_title: str = "PACS"
+    station_ae_title: str = "SKINSTATION"
+    send_patient_names: bool = False
+    contact_method: str = "NON_CONTACT"
+    immersion_media: tuple[str, ...] = ()
+    optical_magnification: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.contact_method not in ("CONTACT", "NON_CONTACT"):
+            raise ValueError("interop.contact_method must be CONTACT or NON_CONTACT, got "
+                             f"{self.contact_method!r}")
+        if self.contact_method == "CONTACT" and not self.immersion_media:
+            raise ValueError("interop.immersion_media is required with contact_method CONTACT")
+        for title in (self.pacs_ae_title, self.station_ae_title):
+            if not 0 < len(title.strip()) <= 16:
+                raise ValueError(f"an AE title has 1 to 16 characters, got {title!r}")
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """The central engine: its home, database, retraining gate and limits.
 
@@ -254,7 +295,9 @@ class Settings:
         model_path: Model file the station classifies with.
         station_id: This station's identifier, stored with every capture.
         language: UI and guidance language (``en`` or ``ko``).
-        torch_threads: Threads PyTorch may use for inference.
+        torch_threads: Threads PyTorch may use for inference. One by default: on a 2-core
+            station a second thread saves ~3 ms idle but, whenever anything else runs (the GUI,
+            the camera), its thread barriers stall and a capture took 0.4–5 s (issue 19).
         idle_lock_minutes: The UI locks after this long without input.
         target_referral_sensitivity: Skin-cancer sensitivity the referral threshold is fitted to.
         store_patient_names: Keep patients' names in the station database (off: pseudonyms only).
@@ -268,6 +311,12 @@ class Settings:
             encrypted with the station's data keys (in the keyring). Turn off only where the
             disk is encrypted otherwise: off, anyone with a copy of the database, the images
             or a backup reads them.
+        visit_max_open_hours: A visit still open this many hours after it was opened is
+            closed automatically the next time the station uses it (a capture then goes to a
+            new visit of the same patient); 0 never closes visits automatically.
+        report_font: TrueType font file (.ttf/.ttc) the referral-report PDF embeds; it must
+            cover Hangul for a Korean report. Empty: NanumGothic, Noto Sans KR/CJK or Malgun
+            Gothic is looked for in the usual system font folders.
     """
 
     home: Path = field(default_factory=lambda: Path.home() / ".local/share/skinstation")
@@ -276,18 +325,21 @@ class Settings:
     model_path: Path = DEFAULT_MODEL_PATH
     station_id: str = "station-1"
     language: str = "en"
-    torch_threads: int = 2
+    torch_threads: int = 1
     idle_lock_minutes: float = 5.0
     target_referral_sensitivity: float = 0.95
     store_patient_names: bool = False
     pseudonym_pattern: str = DEFAULT_PSEUDONYM_PATTERN
     retention_years: int = 0
     encrypt_at_rest: bool = True
+    visit_max_open_hours: float = 12.0
+    report_font: str = ""
     quality: QualitySettings = field(default_factory=QualitySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    interop: InteropSettings = field(default_factory=InteropSettings)
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -1,4 +1,4 @@
-"""Station administration commands: audit verify, backup, restore, patient erase, keys rotate.
+"""Station admin commands: audit, backup, restore, patient erase, keys rotate, export, report.
 
 These act on the station's own database with the rights of the OS user running them (the
 same user who can read the database file); they are the station-side counterparts of the
@@ -129,6 +129,123 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_service(args: argparse.Namespace) -> Any:
+    from skinstation.services.station import StationService
+
+    return StationService(settings_from_args(args))
+
+
+def cmd_export_dicom(args: argparse.Namespace) -> int:
+    """Write a capture as a DICOM Dermoscopic Photography file; C-STORE it with --send."""
+    from pathlib import Path
+
+    from skinstation.interop.pacs import PacsError
+    from skinstation.services.export import export_capture_dicom, send_dicom
+    from skinstation.storage import NotFoundError
+
+    service = _export_service(args)
+    try:
+        path = export_capture_dicom(service, args.capture, Path(args.out))
+        print(f"wrote {path}")
+        if args.send:
+            result = send_dicom(service, args.capture, [path], host=args.pacs_host,
+                                port=args.pacs_port, ae_title=args.pacs_ae_title)
+            print(f"stored {len(result.sent)} instance(s) on the PACS")
+    except (NotFoundError, PacsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        service.database.dispose()
+    return 0
+
+
+def cmd_export_fhir(args: argparse.Namespace) -> int:
+    """Write a capture's FHIR report bundle; POST it to the FHIR server with --post."""
+    from pathlib import Path
+
+    from skinstation.interop.fhir import FhirError
+    from skinstation.services.export import export_capture_fhir, send_fhir
+    from skinstation.storage import NotFoundError
+
+    service = _export_service(args)
+    try:
+        bundle = export_capture_fhir(service, args.capture, Path(args.out))
+        print(f"wrote {args.out} ({len(bundle.entry or [])} resources)")
+        if args.post:
+            send_fhir(service, args.capture, bundle, args.url or None)
+            print(f"posted to {args.url or service.settings.interop.fhir_url}")
+    except (NotFoundError, FhirError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        service.database.dispose()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a capture's one-page referral report (PDF, mode 0600; print it from any viewer)."""
+    from pathlib import Path
+
+    from skinstation.core.i18n import TranslatableError
+    from skinstation.services.report import capture_report
+    from skinstation.storage import ImageError, NotFoundError
+
+    service = _export_service(args)
+    language = args.language or service.settings.language
+    try:
+        path = capture_report(service, None, args.capture, Path(args.out), language,
+                              heatmap=args.heatmap)
+    except TranslatableError as error:
+        print(f"error: {error.translated(language)}", file=sys.stderr)
+        return 1
+    except (NotFoundError, ImageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        service.database.dispose()
+    print(f"wrote {path}")
+    return 0
+
+
+def _register_report_command(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                             ) -> None:
+    report = commands.add_parser(
+        "report", help="write a capture's one-page referral report as a PDF (patient by "
+                       "pseudonym; names only with interop.send_patient_names)")
+    report.add_argument("--capture", type=int, required=True, metavar="ID")
+    report.add_argument("--out", required=True, metavar="FILE", help="PDF file to write")
+    report.add_argument("--language", choices=["en", "ko"], default=None,
+                        help="language of the report (default: the station's)")
+    report.add_argument("--heatmap", action="store_true",
+                        help="add the Grad-CAM heatmap of the top class")
+    report.set_defaults(handler=cmd_report)
+
+
+def _register_export_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                              ) -> None:
+    export = commands.add_parser(
+        "export", help="export a capture to hospital systems (the patient is identified by "
+                       "the pseudonym; names only with interop.send_patient_names)")
+    export_sub = export.add_subparsers(dest="export_command", required=True)
+    as_dicom = export_sub.add_parser("dicom", help="a DICOM Dermoscopic Photography file")
+    as_dicom.add_argument("--capture", type=int, required=True, metavar="ID")
+    as_dicom.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
+    as_dicom.add_argument("--send", action="store_true",
+                          help="also C-STORE it to the PACS (interop.pacs_* settings)")
+    as_dicom.add_argument("--pacs-host", default=None)
+    as_dicom.add_argument("--pacs-port", type=int, default=None)
+    as_dicom.add_argument("--pacs-ae-title", default=None)
+    as_dicom.set_defaults(handler=cmd_export_dicom)
+    as_fhir = export_sub.add_parser("fhir", help="a FHIR R4 DiagnosticReport bundle (JSON)")
+    as_fhir.add_argument("--capture", type=int, required=True, metavar="ID")
+    as_fhir.add_argument("--out", required=True, metavar="FILE", help="JSON file to write")
+    as_fhir.add_argument("--post", action="store_true",
+                         help="also POST it to the FHIR server (interop.fhir_url)")
+    as_fhir.add_argument("--url", default=None, help="FHIR server base URL (overrides the "
+                                                     "setting)")
+    as_fhir.set_defaults(handler=cmd_export_fhir)
+
+
 def register_station_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                               ) -> None:
     """Add the station's admin commands to the top-level subparsers."""
@@ -160,3 +277,5 @@ def register_station_commands(commands: argparse._SubParsersAction[argparse.Argu
                        help="why (a fixed set: never free text)")
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     erase.set_defaults(handler=cmd_patient_erase)
+    _register_export_commands(commands)
+    _register_report_command(commands)

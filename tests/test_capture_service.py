@@ -162,3 +162,37 @@ def test_a_sequence_stores_exactly_the_prediction_shown(strict_station, ham_dir)
          shown.prediction.decision)]
     assert label_rows(strict_station) == [(white_id, "operator", "bkl", None, nurse.operator_id)]
     assert saved.parts == ("capture", "prediction", "diagnosis")
+
+
+# -- point 6: only white light is classified ---------------------------------------------------
+
+
+def capture_bands(service):
+    with service.database.transaction() as db:
+        return [(r.id, r.band) for r in db.scalars(select(Capture).order_by(Capture.id))]
+
+
+def test_a_non_white_still_is_stored_with_its_band_but_never_classified(station, ham_dir):
+    nurse, visit_id = open_visit(station)
+    (frame,) = read_frames(ham_dir, 1)
+    uv = capture_case.analyse(station, frame.pixels, band="uv_365", force=True)
+    assert uv.band == "uv_365" and uv.prediction is None and uv.model_error is None
+    assert uv.not_classified == "band"
+    saved = capture_case.save(station, nurse, visit_id, uv, frame=frame, band="uv_365",
+                              body_site="back", access_time=dt.datetime.now(dt.UTC))
+    assert saved.prediction_id is None and saved.parts == ("capture",)
+    assert capture_bands(station) == [(saved.main_capture_id, "uv_365")]
+    assert prediction_rows(station) == []
+    # a white-light analysis is never stored as the prediction of a frame in another band
+    white = capture_case.analyse(station, frame.pixels, force=True)
+    assert white.band == "white" and white.prediction is not None
+    with pytest.raises(ValueError, match="not uv_365"):
+        capture_case.save(station, nurse, visit_id, white, frame=frame, band="uv_365",
+                          body_site="back", access_time=dt.datetime.now(dt.UTC))
+    assert capture_count(station) == 1 and prediction_rows(station) == []
+    assert [capture_case.is_classifiable_band(b) for b in ("white", "cross_polarised",
+                                                           "uv_365", "nir_850", "x")] == [
+        True, True, False, False, False]
+    assert capture_case.classification_band(["uv_365", "white", "nir_850"]) == "white"
+    assert capture_case.classification_band(["uv_365", "cross_polarised"]) == "cross_polarised"
+    assert capture_case.classification_band(["uv_365", "nir_850"]) is None

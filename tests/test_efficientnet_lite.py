@@ -32,7 +32,8 @@ def test_the_imagenet_weights_are_the_packaged_ones() -> None:
                        source["_blocks.3._depthwise_conv.weight"])
     assert torch.equal(model.features[17].bn.running_var, source["_bn1.running_var"])
     assert model.classifier[1].out_features == 7
-    assert sum(p.numel() for p in model.features.parameters()) == 3_371_008  # 4.65 M less the 1000-class fc
+    # 4.65 M parameters in all, less ImageNet's 1000-class head
+    assert sum(p.numel() for p in model.features.parameters()) == 3_371_008
 
 
 def test_same_padding_is_asymmetric_on_stride_two_as_in_tensorflow() -> None:

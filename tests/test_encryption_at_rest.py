@@ -164,7 +164,8 @@ def test_rotation_encrypts_legacy_plaintext_and_re_encrypts_under_v2(
             printed = capsys.readouterr().out
             assert printed.splitlines() == [
                 "data key v2 is current: re-encrypted 2 image file(s) and 6 value(s) "
-                "(erasures.pseudonym 0, patients.pseudonym 2, patients.name 2, labels.note 2)",
+                "(erasures.pseudonym 0, patients.pseudonym 2, patients.name 2, lesions.label 0, "
+                "lesions.note 0, labels.note 2, review_details.other_text 0)",
                 "older key version(s) v1 stay in the keyring (skinstation-secrets/station-data"
                 "-<version>): backups made before now need them; remove them only once those "
                 "backups have expired"]
@@ -188,7 +189,9 @@ def test_rotation_encrypts_legacy_plaintext_and_re_encrypts_under_v2(
                 assert [r.detail for r in rotated] == [{
                     "key": "v2", "images": 2, "older_keys": ["v1"],
                     "values": {"erasures.pseudonym": 0, "patients.pseudonym": 2,
-                               "patients.name": 2, "labels.note": 2}}]
+                               "patients.name": 2, "labels.note": 2,
+                               "review_details.other_text": 0, "lesions.label": 0,
+                               "lesions.note": 0}}]
                 assert verify_audit_log(session).intact
             with pytest.raises(DatabaseError, match="append-only"), \
                     database.engine.begin() as connection:  # the trigger is back

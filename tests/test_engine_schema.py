@@ -52,7 +52,7 @@ def _diff(db: EngineDatabase) -> list[Any]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_migration_builds_exactly_the_engine_models(settings: Settings, backend: str) -> None:
     with engine_db(settings, backend) as db:
-        assert current_revision(db.engine) == head_revision() == "0006"
+        assert current_revision(db.engine) == head_revision() == "0007"
         assert set(inspect(db.engine).get_table_names()) == ENGINE_TABLES
         assert _diff(db) == []
         again = open_engine_database(db.settings)  # upgrading at head is a no-op

@@ -73,7 +73,7 @@ def test_upgrade_keeps_station_cases_and_guards_sources(settings: Settings,
         command.upgrade(config, "0001")
         _populate_0001(engine)
         command.upgrade(config, "head")
-        assert current_revision(engine) == "0006"
+        assert current_revision(engine) == "0007"
         assert _rows(engine) == [(7, "u-7", "station", 1, 1, None, "benign", "mel")]
         if backend == "sqlite":
             with engine.connect() as c:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from skinstation.auth.errors import OperatorExistsError, UnknownOperatorError
@@ -30,10 +30,12 @@ class OperatorAccount:
     disabled: bool
     locked_until: datetime | None
     created_at: datetime
+    must_change_password: bool = False
+    locked: bool = False
 
     @classmethod
-    def of(cls, operator: Operator) -> OperatorAccount:
-        """Build from the database row."""
+    def of(cls, operator: Operator, now: datetime | None = None) -> OperatorAccount:
+        """Build from the database row (``locked`` says whether it is locked at ``now``)."""
         return cls(
             operator.id,
             operator.username,
@@ -42,7 +44,14 @@ class OperatorAccount:
             operator.disabled,
             operator.locked_until,
             operator.created_at,
+            bool(operator.must_change_password),
+            now is not None and is_locked(operator, now),
         )
+
+
+def is_locked(operator: Operator, now: datetime) -> bool:
+    """Whether the account refuses logins at ``now`` after too many wrong passwords."""
+    return operator.locked_until is not None and operator.locked_until > now
 
 
 def find_operator(db: DbSession, username: str) -> Operator:
@@ -62,6 +71,14 @@ def admin_count(db: DbSession) -> int:
     """Return how many administrator accounts exist (disabled ones included)."""
     stmt = select(func.count()).select_from(Operator).where(Operator.role == Role.ADMIN.value)
     return db.scalar(stmt) or 0
+
+
+def active_admin_ids(db: DbSession) -> list[int]:
+    """Ids of the administrators not disabled, their rows locked for this transaction."""
+    stmt = (select(Operator.id)
+            .where(Operator.role == Role.ADMIN.value, Operator.disabled == false())
+            .order_by(Operator.id).with_for_update())
+    return list(db.scalars(stmt))
 
 
 def new_operator(

@@ -12,10 +12,26 @@ class AuthError(Exception):
 
 
 class InvalidCredentialsError(AuthError):
-    """Wrong password, or a username that does not exist (deliberately indistinguishable)."""
+    """Wrong password, or a username that does not exist (deliberately indistinguishable).
 
-    def __init__(self, message: str = "Wrong username or password.") -> None:
+    Attributes:
+        attempts_left: Further wrong passwords after which the account is locked (``None``
+            when not said), from ``auth.max_failed_logins``.
+        lockout_minutes: How long that lock lasts (``auth.lockout_minutes``).
+    """
+
+    def __init__(self, message: str = "Wrong username or password.", *,
+                 attempts_left: int | None = None, lockout_minutes: float | None = None) -> None:
         super().__init__(message)
+        self.attempts_left = attempts_left
+        self.lockout_minutes = lockout_minutes
+
+
+class WrongCurrentPasswordError(InvalidCredentialsError):
+    """A password change gave a wrong current password."""
+
+    def __init__(self) -> None:
+        super().__init__("The current password is wrong.")
 
 
 class AccountLockedError(AuthError):
@@ -24,6 +40,7 @@ class AccountLockedError(AuthError):
     def __init__(self, locked_until: datetime, shown_until: str) -> None:
         super().__init__(f"Account locked until {shown_until} after too many failed logins.")
         self.locked_until = locked_until
+        self.shown_until = shown_until
 
 
 class LoginThrottledError(AuthError):
@@ -56,5 +73,32 @@ class PermissionDeniedError(AuthError):
     """The session's role may not do this."""
 
 
+class OwnAccountError(PermissionDeniedError):
+    """An administrator tried to disable, or reset the password of, their own account.
+
+    Attributes:
+        action: ``"disable"`` or ``"reset"``.
+    """
+
+    def __init__(self, action: str) -> None:
+        super().__init__("You cannot disable your own account." if action == "disable" else
+                         "Change your own password with 'Change password', not a reset.")
+        self.action = action
+
+
+class LastAdminError(PermissionDeniedError):
+    """Disabling this account would leave the station without an active administrator."""
+
+    def __init__(self) -> None:
+        super().__init__("The last active administrator cannot be disabled.")
+
+
 class SessionExpiredError(AuthError):
     """The session timed out or was ended (logout, account disabled)."""
+
+
+class PasswordChangeRequiredError(AuthError):
+    """An administrator reset the password: the operator must choose a new one first."""
+
+    def __init__(self) -> None:
+        super().__init__("Your password was reset by an administrator; choose a new one first.")

@@ -1,4 +1,4 @@
-"""``AuthService``: first-run admin, login with lockout, sessions, operator management.
+"""``AuthService``: first-run admin, login with lockout, sessions (and, mixed in, accounts).
 
 Messages tell the operator what happened without telling a stranger which usernames exist:
 a wrong password and an unknown username both give "Wrong username or password." (and cost
@@ -7,7 +7,12 @@ only once the right password was given. Lockout itself necessarily shows that an
 exists; it also stops password guessing, since passwords are not checked while locked. A
 username (known or not) that failed ``auth.throttle_failures`` times within
 ``auth.throttle_minutes`` must wait before it is tried again (:mod:`skinstation.core.throttle`).
-Every login, failure, lockout and account change writes an audit row in its transaction.
+A wrong password says how many more wrong ones lock the account (``auth.max_failed_logins``,
+``auth.lockout_minutes``); an unknown username gets the same count, imitated from its recent
+failures in the throttle, so the two still look alike until a lockout. Every login, failure,
+lockout and account change writes an audit row in its transaction. Account management (what
+administrators do to accounts, changing one's own password) is in
+:mod:`skinstation.auth.management`.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ from skinstation.auth.errors import (
     InvalidCredentialsError,
     LoginThrottledError,
     OperatorExistsError,
-    PasswordPolicyError,
+    PasswordChangeRequiredError,
     PermissionDeniedError,
     SessionExpiredError,
 )
-from skinstation.auth.permissions import Permission, can_manage_operators
+from skinstation.auth.management import AccountManagement
+from skinstation.auth.permissions import Permission
 from skinstation.auth.sessions import Session
 from skinstation.core.passwords import default_hasher, verify_password
 from skinstation.core.throttle import SlidingWindowThrottle, ThrottledError, whole_seconds
@@ -47,7 +53,7 @@ from skinstation.storage.models import Operator, Role
 log = logging.getLogger(__name__)
 
 
-class AuthService:
+class AuthService(AccountManagement):
     """Operator accounts and logins of one station.
 
     Args:
@@ -147,6 +153,7 @@ class AuthService:
             self.clock,
             now,
             now,
+            must_change_password=bool(operator.must_change_password),
         )
         self._live.setdefault(operator.id, weakref.WeakSet()).add(session)
         return session
@@ -173,7 +180,7 @@ class AuthService:
                 self._verify_dummy(password)
                 self._audit(db, None, AuditAction.LOGIN_FAILED, None,
                             {"username": name, "reason": "unknown_username"})
-                failure = InvalidCredentialsError()
+                failure = self._wrong(self._imitated_count(name))
             elif operator.locked_until is not None and operator.locked_until > now:
                 self._audit(
                     db, operator.id, AuditAction.LOGIN_FAILED, operator.id, {"reason": "locked"}
@@ -200,13 +207,23 @@ class AuthService:
         self._audit(db, operator.id, AuditAction.LOGIN_FAILED, operator.id,
                     {"reason": "wrong_password", "failed_logins": operator.failed_login_count})
         if operator.failed_login_count < self.policy.max_failed_logins:
-            return InvalidCredentialsError()
+            return self._wrong(operator.failed_login_count)
         operator.failed_login_count = 0
         operator.locked_until = now + timedelta(minutes=self.policy.lockout_minutes)
         self._audit(db, operator.id, AuditAction.LOGIN_LOCKED_OUT, operator.id,
                     {"locked_until": operator.locked_until.isoformat()})
         log.warning("operator %r locked out until %s", operator.username, operator.locked_until)
         return self._locked_error(operator.locked_until)
+
+    def _wrong(self, failed_logins: int) -> InvalidCredentialsError:
+        """The wrong-password error, saying how many more failures lock the account."""
+        left = self.policy.max_failed_logins - failed_logins
+        return InvalidCredentialsError(attempts_left=left if left > 0 else None,
+                                       lockout_minutes=self.policy.lockout_minutes)
+
+    def _imitated_count(self, name: str) -> int:
+        """An account's failure count, imitated for an unknown username (it never locks)."""
+        return self._throttle.failures(name) % self.policy.max_failed_logins + 1
 
     def _locked_error(self, locked_until: datetime) -> AccountLockedError:
         shown = locked_until.astimezone(self.display_timezone)
@@ -249,147 +266,18 @@ class AuthService:
 
         Raises:
             SessionExpiredError: If the session can no longer be used.
+            PasswordChangeRequiredError: If the password was reset and not yet changed.
             PermissionDeniedError: If the role lacks the permission.
         """
         self.check(session)
+        if session.must_change_password:
+            raise PasswordChangeRequiredError()
         if not permission(session.role):
             action = permission.__name__.removeprefix("can_").replace("_", " ")
             raise PermissionDeniedError(f"A {session.role} account may not {action}.")
         return session
 
-    # -- accounts --------------------------------------------------------------------------
-
-    def create_operator(
-        self, admin: Session, username: str, display_name: str, role: Role | str, password: str
-    ) -> OperatorAccount:
-        """Create an account (administrators only).
-
-        Raises:
-            OperatorExistsError: If the username is taken.
-            PasswordPolicyError: If the password breaks the policy.
-        """
-        self.require(admin, can_manage_operators)
-        with self.database.transaction() as db:
-            operator = self._add_operator(
-                db, admin.operator_id, username, display_name, Role(role), password
-            )
-            return OperatorAccount.of(operator)
-
-    def list_operators(self, admin: Session) -> list[OperatorAccount]:
-        """Return every account, by username (administrators only)."""
-        self.require(admin, can_manage_operators)
-        with self.database.transaction() as db:
-            rows = db.scalars(select(Operator).order_by(Operator.username))
-            return [OperatorAccount.of(row) for row in rows]
-
-    def disable_operator(self, admin: Session, username: str) -> OperatorAccount:
-        """Disable an account and end its open sessions (administrators only).
-
-        Raises:
-            PermissionDeniedError: If an administrator tries to disable their own account.
-        """
-        self.require(admin, can_manage_operators)
-        with self.database.transaction() as db:
-            operator = accounts.find_operator(db, username)
-            if operator.id == admin.operator_id:
-                raise PermissionDeniedError("You cannot disable your own account.")
-            if not operator.disabled:
-                operator.disabled = True
-                self._audit(
-                    db,
-                    admin.operator_id,
-                    AuditAction.OPERATOR_DISABLED,
-                    operator.id,
-                    {"username": operator.username},
-                )
-        for session in list(self._live.get(operator.id, ())):
-            session.end("account disabled")
-        return OperatorAccount.of(operator)
-
-    def enable_operator(self, admin: Session, username: str) -> OperatorAccount:
-        """Re-enable an account and clear any lockout (administrators only)."""
-        self.require(admin, can_manage_operators)
-        with self.database.transaction() as db:
-            operator = accounts.find_operator(db, username)
-            operator.disabled = False
-            operator.locked_until = None
-            operator.failed_login_count = 0
-            self._audit(
-                db,
-                admin.operator_id,
-                AuditAction.OPERATOR_ENABLED,
-                operator.id,
-                {"username": operator.username},
-            )
-            return OperatorAccount.of(operator)
-
-    def change_password(self, session: Session, old_password: str, new_password: str) -> None:
-        """Change one's own password; the current one must be given.
-
-        Raises:
-            InvalidCredentialsError: If ``old_password`` is wrong.
-            PasswordPolicyError: If the new password breaks the policy or equals the old one.
-        """
-        self.check(session)
-        with self.database.transaction() as db:
-            operator = accounts.find_operator(db, session.username)
-            if verify_password(self.hasher, operator.password_hash, old_password):
-                if old_password == new_password:
-                    raise PasswordPolicyError("The new password must differ from the current one.")
-                accounts.set_password(
-                    operator, new_password, self.hasher, self.policy, self.clock()
-                )
-                self._audit(db, operator.id, AuditAction.PASSWORD_CHANGED, operator.id)
-                log.info("operator %r changed their password", operator.username)
-                return
-            self._audit(
-                db,
-                operator.id,
-                AuditAction.PASSWORD_CHANGE_FAILED,
-                operator.id,
-                {"reason": "wrong_current_password"},
-            )
-        raise InvalidCredentialsError("The current password is wrong.")
-
-    def reset_password(self, admin: Session, username: str, new_password: str) -> None:
-        """Set another operator's password (administrators only); clears a lockout."""
-        self.require(admin, can_manage_operators)
-        with self.database.transaction() as db:
-            operator = accounts.find_operator(db, username)
-            accounts.set_password(operator, new_password, self.hasher, self.policy, self.clock())
-            operator.locked_until = None
-            operator.failed_login_count = 0
-            self._audit(
-                db,
-                admin.operator_id,
-                AuditAction.PASSWORD_RESET,
-                operator.id,
-                {"username": operator.username},
-            )
-
     # -- helpers ---------------------------------------------------------------------------
-
-    def _add_operator(
-        self,
-        db: DbSession,
-        actor_id: int | None,
-        username: str,
-        display_name: str,
-        role: Role,
-        password: str,
-    ) -> Operator:
-        operator = accounts.new_operator(
-            db, username, display_name, role, password, self.hasher, self.policy, self.clock()
-        )
-        self._audit(
-            db,
-            actor_id if actor_id is not None else operator.id,
-            AuditAction.OPERATOR_CREATED,
-            operator.id,
-            {"username": operator.username, "role": role.value},
-        )
-        log.info("operator %r created with role %s", operator.username, role.value)
-        return operator
 
     def _audit(
         self,

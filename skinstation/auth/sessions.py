@@ -28,6 +28,8 @@ class Session:
         started_at: Login time.
         last_activity: Time of the last :meth:`touch` (or the login).
         ended_reason: Why it was ended, or ``None`` while it has not been.
+        must_change_password: An administrator reset the password: only a password change
+            is allowed until the operator chose a new one.
     """
 
     operator_id: int
@@ -39,6 +41,7 @@ class Session:
     started_at: datetime
     last_activity: datetime
     ended_reason: str | None = None
+    must_change_password: bool = False
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
     @property

@@ -44,6 +44,8 @@ from typing import Self
 
 import serial
 
+from skinstation.core.i18n import KeyedError, text
+
 try:
     from termios import error as _TermiosError
 except ImportError:  # pragma: no cover - Windows has no termios
@@ -54,8 +56,11 @@ except ImportError:  # pragma: no cover - Windows has no termios
 _PORT_ERRORS = (serial.SerialException, OSError, _TermiosError)
 
 
-class IlluminatorError(RuntimeError):
-    """The light could not be set; the message names the controller and the reason."""
+class IlluminatorError(KeyedError, RuntimeError):
+    """The light could not be set; the message names the controller and the reason.
+
+    Raised with a text key (``error.light.*``; see :class:`~skinstation.core.i18n.KeyedError`).
+    """
 
 
 def _describe(exc: BaseException) -> str:
@@ -126,8 +131,14 @@ class Illuminator(ABC):
 
     @property
     @abstractmethod
+    def description_text(self) -> tuple[str, dict[str, str]]:
+        """The text key and values naming the illuminator (the UI shows it translated)."""
+
+    @property
     def description(self) -> str:
-        """Short text naming the illuminator (shown in the UI and errors)."""
+        """Short English text naming the illuminator (logs and errors)."""
+        key, values = self.description_text
+        return text(key, "en").format(**values)
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Connect to the controller (nothing to do for a manual light)."""
@@ -207,9 +218,9 @@ class ManualIlluminator(Illuminator):
         self.on_change = on_change
 
     @property
-    def description(self) -> str:
-        """See :attr:`Illuminator.description`."""
-        return "manual light (no controller)"
+    def description_text(self) -> tuple[str, dict[str, str]]:
+        """See :attr:`Illuminator.description_text`."""
+        return "light.manual", {}
 
     def _switch(self, band: Band | None) -> None:
         if self.on_change is not None:
@@ -247,9 +258,9 @@ class SerialIlluminator(Illuminator):
         self._lock = threading.Lock()
 
     @property
-    def description(self) -> str:
-        """See :attr:`Illuminator.description`."""
-        return f"LED controller on {self.port}"
+    def description_text(self) -> tuple[str, dict[str, str]]:
+        """See :attr:`Illuminator.description_text`."""
+        return "light.serial", {"port": self.port}
 
     def open(self) -> None:
         """Open the port, check the controller answers and has every configured band.
@@ -270,9 +281,8 @@ class SerialIlluminator(Illuminator):
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
             reason = os.strerror(code) if code is not None else _describe(exc)
             if code == errno.ENOENT:
-                reason = "no such port (is the controller plugged in?)"
-            message = f"cannot open LED controller port {self.port}: {reason}"
-            raise IlluminatorError(message) from exc
+                raise IlluminatorError("error.light.no_port", port=self.port) from exc
+            raise IlluminatorError("error.light.open", port=self.port, reason=reason) from exc
         try:
             self._expect("PING", "PONG")
             reply = self.command("BANDS")
@@ -282,10 +292,10 @@ class SerialIlluminator(Illuminator):
             self.controller_bands = tuple(words[1:])
             missing = [b.name for b in self.bands if b.name not in self.controller_bands]
             if missing:
+                offered = ", ".join(self.controller_bands)
                 raise IlluminatorError(
-                    f"{self.description} has no {', '.join(missing)} band "
-                    f"(it offers: {', '.join(self.controller_bands) or 'none'})"
-                )
+                    "error.light.missing_bands" if offered else "error.light.no_bands",
+                    port=self.port, missing=", ".join(missing), offered=offered)
         except IlluminatorError:
             self._close_port()
             raise
@@ -319,7 +329,7 @@ class SerialIlluminator(Illuminator):
         with self._lock:
             port = self._serial
             if port is None:
-                raise IlluminatorError(f"{self.description} is not open")
+                raise IlluminatorError("error.light.not_open", port=self.port)
             try:
                 port.reset_input_buffer()
                 port.write(line.encode("ascii") + b"\n")
@@ -327,14 +337,12 @@ class SerialIlluminator(Illuminator):
                 raw = port.read_until(b"\n", self.MAX_REPLY_BYTES)
             except _PORT_ERRORS as exc:
                 self._close_port()
-                raise IlluminatorError(
-                    f"lost the {self.description}: {_describe(exc)} (unplugged?)"
-                ) from exc
+                raise IlluminatorError("error.light.lost", port=self.port,
+                                       reason=_describe(exc)) from exc
         if not raw.endswith(b"\n"):
             if not raw:
-                raise IlluminatorError(
-                    f"{self.description} did not answer {line!r} within {self.timeout_seconds:g} s"
-                )
+                raise IlluminatorError("error.light.timeout", port=self.port,
+                                       command=repr(line), seconds=f"{self.timeout_seconds:g}")
             raise self._unexpected(line, raw)
         try:
             reply = raw.decode("ascii").rstrip("\r\n")
@@ -345,7 +353,8 @@ class SerialIlluminator(Illuminator):
             if len(parts) < 2 or not parts[1].isdigit():
                 raise self._unexpected(line, reply)
             text = parts[2] if len(parts) > 2 else ""
-            raise IlluminatorError(f"{self.description} refused {line!r}: error {parts[1]} {text}")
+            raise IlluminatorError("error.light.refused", port=self.port, command=repr(line),
+                                   code=parts[1], reason=text)
         return reply
 
     def _switch(self, band: Band | None) -> None:
@@ -360,9 +369,8 @@ class SerialIlluminator(Illuminator):
             raise self._unexpected(line, reply)
 
     def _unexpected(self, line: str, reply: str | bytes) -> IlluminatorError:
-        return IlluminatorError(
-            f"{self.description} sent an unexpected reply to {line!r}: {reply!r}"
-        )
+        return IlluminatorError("error.light.unexpected", port=self.port, command=repr(line),
+                                reply=repr(reply))
 
     def _close_port(self) -> None:
         port, self._serial = self._serial, None

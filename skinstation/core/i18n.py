@@ -62,3 +62,24 @@ class TranslatableError(Exception):
     def translated(self, language: str) -> str:
         """The message in ``language``."""
         return text(self.text_key, language).format(**self.text_values)
+
+
+PLAIN_KEY = "error.plain"
+"""The text ``{message}``: an error raised with a sentence instead of a key shows it as it is."""
+
+
+class KeyedError(TranslatableError):
+    """A :class:`TranslatableError` that also accepts a plain English sentence.
+
+    For error classes raised in many places: each raise gives a key (``error.*``); one still
+    raised with a sentence (not a key) shows that sentence as it is, in every language.
+
+    Args:
+        key: The text key, or a plain sentence.
+        **values: The values of the text (ignored for a sentence).
+    """
+
+    def __init__(self, key: str, **values: Any) -> None:
+        if key not in keys("en"):
+            key, values = PLAIN_KEY, {"message": key}
+        super().__init__(key, **values)

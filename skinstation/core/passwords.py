@@ -9,6 +9,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from skinstation.core.i18n import KeyedError
 from skinstation.settings import AuthSettings
 
 MAX_PASSWORD_LENGTH = 256
@@ -28,8 +29,11 @@ COMMON_PASSWORDS = frozenset(
 )
 
 
-class PasswordPolicyError(ValueError):
-    """A new password breaks the password policy (the message says which rule)."""
+class PasswordPolicyError(KeyedError, ValueError):
+    """A new password breaks the password policy (the message says which rule).
+
+    Raised with a text key (``error.password.*``; see :class:`~skinstation.core.i18n.KeyedError`).
+    """
 
 
 def default_hasher() -> PasswordHasher:
@@ -57,16 +61,12 @@ def check_password_policy(password: str, *, username: str, policy: AuthSettings)
         PasswordPolicyError: With a message saying which rule was broken.
     """
     if not isinstance(password, str):
-        raise PasswordPolicyError("Password must be text.")
+        raise PasswordPolicyError("error.password.not_text")
     if len(password) < policy.min_password_length:
-        raise PasswordPolicyError(
-            f"Password must be at least {policy.min_password_length} characters long."
-        )
+        raise PasswordPolicyError("error.password.too_short", count=policy.min_password_length)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise PasswordPolicyError(
-            f"Password must be at most {MAX_PASSWORD_LENGTH} characters long."
-        )
+        raise PasswordPolicyError("error.password.too_long", count=MAX_PASSWORD_LENGTH)
     if len(username) >= 3 and username.lower() in password.lower():
-        raise PasswordPolicyError("Password must not contain the username.")
+        raise PasswordPolicyError("error.password.username")
     if password.lower() in COMMON_PASSWORDS or len(set(password)) == 1:
-        raise PasswordPolicyError("Password is too easy to guess; choose another.")
+        raise PasswordPolicyError("error.password.common")

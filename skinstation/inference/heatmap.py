@@ -53,7 +53,7 @@ def explain(classifier: Classifier, image: np.ndarray, target_class: str | None 
     """
     config = classifier.preprocess_config
     prepared = prepare(image, config)
-    batch = torch.from_numpy(to_model_input(prepared, config)[None])
+    batch = classifier.as_input(to_model_input(prepared, config)[None])
     network = classifier.network
     with torch.enable_grad():
         maps: torch.Tensor = features_of(network)(batch)

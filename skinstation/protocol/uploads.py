@@ -83,18 +83,39 @@ class LabelPart(_Strict):
     created_at: WireTime
 
 
+class LesionPart(_Strict):
+    """The lesion a capture shows (optional, since station migration 0010).
+
+    ``uid`` is the lesion's identity across the station's captures; the placement is the
+    station's body map: site code, front/back view, side and a point in 0..1. Labels and
+    notes of the lesion stay at the station.
+    """
+
+    uid: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    body_site: Text64
+    view: Literal["front", "back"]
+    side: Literal["left", "right", "midline"]
+    x: Probability
+    y: Probability
+
+
 class CaptureMetadata(_Strict):
-    """Everything about one capture except its pixels."""
+    """Everything about one capture except its pixels.
+
+    ``lesion`` is left out of the JSON when the capture has none, so such a document is
+    byte-identical to what release 1 sent.
+    """
 
     capture: CapturePart
     session: SessionPart
     patient: PatientPart
     predictions: list[PredictionPart] = Field(default_factory=list, max_length=50)
     labels: list[LabelPart] = Field(default_factory=list, max_length=50)
+    lesion: LesionPart | None = None
 
     def wire(self) -> dict[str, Any]:
-        """The JSON-ready document, exactly as it is sent."""
-        return self.model_dump(mode="json")
+        """The JSON-ready document, exactly as it is sent (no ``lesion`` key without one)."""
+        return self.model_dump(mode="json", exclude={"lesion"} if self.lesion is None else None)
 
 
 class CaptureReceipt(BaseModel):

@@ -78,8 +78,7 @@ class ModelManager:
         The loaded model's taxonomy once a model is loaded; until then (or when no model
         loads) the bundled taxonomy, so that a form never waits on loading the weights.
         """
-        with self._lock:
-            loaded = self._classifier
+        loaded = self._classifier  # one read, no lock: loading holds the lock for seconds
         if loaded is not None:
             return tuple(loaded.taxonomy.classes)
         return tuple(load_taxonomy().classes)

@@ -143,6 +143,26 @@ class StationService:
         """Admin: every account, by username."""
         return self.auth.list_operators(admin)
 
+    def disable_operator(self, admin: Session, username: str) -> OperatorAccount:
+        """Admin: disable an account (not one's own, not the last active administrator)."""
+        return self.auth.disable_operator(admin, username)
+
+    def enable_operator(self, admin: Session, username: str) -> OperatorAccount:
+        """Admin: re-enable a disabled account."""
+        return self.auth.enable_operator(admin, username)
+
+    def unlock_operator(self, admin: Session, username: str) -> OperatorAccount:
+        """Admin: lift a lockout after too many wrong passwords at once."""
+        return self.auth.unlock_operator(admin, username)
+
+    def reset_password(self, admin: Session, username: str, temporary_password: str) -> None:
+        """Admin: set a temporary password the operator must change at their next login."""
+        self.auth.reset_password(admin, username, temporary_password)
+
+    def change_password(self, session: Session, old_password: str, new_password: str) -> None:
+        """Change one's own password (the current one is required)."""
+        self.auth.change_password(session, old_password, new_password)
+
     def operator_names(self, session: Session) -> dict[int, str]:
         """Operator id → display name, to show who labelled or reviewed a capture."""
         self.auth.check(session)
@@ -225,6 +245,11 @@ class StationService:
         self.auth.require(session, can_capture)
         return self.store.close_visit(visit_id, operator_id=session.operator_id)
 
+    def visit(self, session: Session, visit_id: int) -> Visit:
+        """One visit (with its per-patient number), e.g. the one a capture was stored in."""
+        self.auth.require(session, can_capture)
+        return self.store.get_visit(visit_id)
+
     # -- quality and classification -------------------------------------------------------
 
     def model_info(self) -> ModelInfo:
@@ -256,11 +281,15 @@ class StationService:
         self, session: Session, visit_id: int, frame: Frame, *, band: str, body_site: str,
         access_time: dt.datetime, prediction: Prediction | None = None,
         multispectral_group_id: str | None = None, multispectral_index: int | None = None,
+        lesion_id: int | None = None,
     ) -> SavedCapture:
         """Store a frame (lossless) with its labels, then its prediction.
 
+        ``lesion_id``: the lesion the frame shows (one of the visit's patient), or None.
+
         Raises:
             SyntheticFrameError: For drawn demonstration frames (never patient images).
+            ValueError: The lesion is not one of the visit's patient (nothing is stored).
         """
         self.auth.require(session, can_capture)
         if frame.synthetic:
@@ -272,7 +301,7 @@ class StationService:
             device_id=frame.device_id, operator_id=session.operator_id, access_time=access_time,
             capture_time=dt.datetime.fromtimestamp(frame.timestamp, dt.UTC),
             multispectral_group_id=multispectral_group_id,
-            multispectral_index=multispectral_index,
+            multispectral_index=multispectral_index, lesion_id=lesion_id,
         )
         prediction_id = None
         if prediction is not None:
@@ -288,7 +317,7 @@ class StationService:
     def save_multispectral(
         self, session: Session, visit_id: int, frames: Sequence[tuple[str, Frame]], *,
         body_site: str, access_time: dt.datetime, classify_band: str = "white",
-        prediction: Prediction | None = None,
+        prediction: Prediction | None = None, lesion_id: int | None = None,
     ) -> list[SavedCapture]:
         """Store one frame per band as one multispectral group.
 
@@ -302,7 +331,8 @@ class StationService:
                 session, visit_id, frame, band=band, body_site=body_site,
                 access_time=access_time,
                 prediction=prediction if band == classify_band else None,
-                multispectral_group_id=group, multispectral_index=index))
+                multispectral_group_id=group, multispectral_index=index,
+                lesion_id=lesion_id))
         return saved
 
     # -- labels and review ----------------------------------------------------------------

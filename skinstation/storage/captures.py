@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from skinstation.core.images import EncodedImage, ImageStore
 from skinstation.storage.errors import DuplicateError, VisitClosedError
-from skinstation.storage.models import Capture, OutboxEntry, OutboxState, Visit
+from skinstation.storage.models import Capture, Lesion, OutboxEntry, OutboxState, Visit
 from skinstation.storage.validation import (
     active_operator,
     get_or_raise,
@@ -33,6 +33,7 @@ class CaptureDetails:
     capture_time: datetime
     multispectral_group_id: str | None = None
     multispectral_index: int | None = None
+    lesion_id: int | None = None
 
     @classmethod
     def checked(
@@ -46,6 +47,7 @@ class CaptureDetails:
         capture_time: datetime,
         multispectral_group_id: str | None = None,
         multispectral_index: int | None = None,
+        lesion_id: int | None = None,
     ) -> CaptureDetails:
         """Validate and normalise the details.
 
@@ -71,6 +73,7 @@ class CaptureDetails:
                 else require_text(multispectral_group_id, "multispectral_group_id", 36)
             ),
             multispectral_index=multispectral_index,
+            lesion_id=None if lesion_id is None else require_db_integer(lesion_id, "lesion_id"),
         )
 
 
@@ -94,6 +97,7 @@ def insert_capture(
         InactiveOperatorError: If the operator is disabled.
         VisitClosedError: If the visit is closed.
         DuplicateError: If the multispectral slot is already taken.
+        ValueError: If the lesion is not one of the visit's patient.
     """
     _check_target(session, visit_id, details)
     ref = images.put(encoded)
@@ -116,6 +120,7 @@ def insert_capture(
         saved_at=now,
         multispectral_group_id=details.multispectral_group_id,
         multispectral_index=details.multispectral_index,
+        lesion_id=details.lesion_id,
     )
     session.add(capture)
     session.flush()
@@ -137,6 +142,11 @@ def _check_target(session: Session, visit_id: int, details: CaptureDetails) -> N
     visit = get_or_raise(session, Visit, visit_id)
     if visit.closed_at is not None:
         raise VisitClosedError(f"visit {visit_id} is closed; open a new visit to capture")
+    if details.lesion_id is not None:
+        lesion_patient = session.scalar(
+            select(Lesion.patient_id).where(Lesion.id == details.lesion_id))
+        if lesion_patient != visit.patient_id:
+            raise ValueError(f"lesion {details.lesion_id} is not a lesion of this visit's patient")
     if details.multispectral_group_id is None:
         return
     taken = session.scalar(

@@ -1,7 +1,7 @@
 """Erasing a patient's data from the station, and the retention period.
 
 :func:`erase_patient` deletes, in ONE transaction, the patient's engine reviews, labels,
-predictions, outbox entries, captures, visits and the patient row, and queues an
+predictions, outbox entries, captures, lesions, visits and the patient row, and queues an
 :class:`~skinstation.storage.models.Erasure` for the engine (sent by
 :mod:`skinstation.sync.erasures` before any upload). ``labels`` is append-only: its DELETE
 trigger is lifted for this transaction only (:func:`skinstation.core.sqlbase.deletes_allowed`);
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from skinstation.core.sqlbase import deletes_allowed
@@ -40,9 +40,11 @@ from skinstation.storage.models import (
     ErasureReason,
     ErasureState,
     Label,
+    Lesion,
     OutboxEntry,
     Patient,
     Prediction,
+    ReviewDetail,
     SyncState,
     Visit,
 )
@@ -147,6 +149,7 @@ def erase_patient(database: Database, patient_id: int, *, actor_id: int | None,
         visits = select(Visit.id).where(Visit.patient_id == patient_id)
         captures = _captures(session, Capture.visit_id.in_(visits))
         counts, refs = _delete_captures(session, captures)
+        _delete(session, Lesion, Lesion.patient_id == patient_id)  # after their captures
         counts["visits"] = _delete(session, Visit, Visit.patient_id == patient_id)
         counts["patients"] = _delete(session, Patient, Patient.id == patient_id)
         report = _queue(session, database, clock(), parsed, pseudonym, captures, actor_id,
@@ -287,8 +290,13 @@ def _delete_captures(session: Session,
             for chunk in _chunks(ids):
                 counts["engine_reviews"] += _delete(session, EngineReview,
                                                     EngineReview.capture_id.in_(chunk))
+                _delete(session, ReviewDetail, ReviewDetail.label_id.in_(  # part of the labels
+                    select(Label.id).where(Label.capture_id.in_(chunk))))
                 counts["labels"] += _delete(session, Label, Label.capture_id.in_(chunk))
         for chunk in _chunks(ids):
+            session.execute(update(Lesion).where(Lesion.overview_capture_id.in_(chunk))
+                            .values(overview_capture_id=None, overview_x=None, overview_y=None)
+                            .execution_options(synchronize_session=False))
             counts["predictions"] += _delete(session, Prediction, Prediction.capture_id.in_(chunk))
             counts["outbox"] += _delete(session, OutboxEntry, OutboxEntry.capture_id.in_(chunk))
             counts["captures"] += _delete(session, Capture, Capture.id.in_(chunk))

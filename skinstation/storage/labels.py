@@ -6,18 +6,27 @@ row that supersedes it. The FINAL label is the latest review, else the original.
 
 The operator may give a note without a diagnosis: that is still the capture's original
 (``operator``) row, with the empty code :data:`NO_DIAGNOSIS`. It is never a FINAL label.
+
+A dermatologist's review may also give an outcome that is not a diagnosis class
+(:data:`REVIEW_OUTCOMES`: uncertain, biopsy requested / pending, SCC, other). Such a review is
+the FINAL label on the station (a later review replaces it, e.g. the biopsy result), but it is
+never a training label: it is not uploaded to the engine (:func:`is_training_label`). A review
+undone by its author (:class:`~skinstation.storage.models.ReviewDetail` ``withdrawn_at``) keeps
+its row and is left out everywhere (:func:`withdrawn_reviews`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from skinstation.storage.errors import DuplicateError, LabelRuleError, NotFoundError
-from skinstation.storage.models import Capture, Label, LabelKind, Role
+from skinstation.storage.models import Capture, Label, LabelKind, ReviewDetail, Role
 from skinstation.storage.validation import (
     active_operator,
     get_or_raise,
@@ -28,6 +37,33 @@ from skinstation.storage.validation import (
 NO_DIAGNOSIS = ""
 """The code of an operator's note given without a diagnosis."""
 
+UNCERTAIN = "uncertain"
+BIOPSY_PENDING = "biopsy_pending"
+SCC = "scc"
+OTHER = "other"
+REVIEW_OUTCOMES: tuple[str, ...] = (UNCERTAIN, BIOPSY_PENDING, SCC, OTHER)
+"""Review outcomes beside the model's diagnosis classes; never training labels (not uploaded).
+
+``scc`` (squamous cell carcinoma) is a diagnosis the model was not trained on; ``other`` needs
+its free text (:attr:`ReviewDetail.other_text`).
+"""
+
+
+def is_training_label(label: Label) -> bool:
+    """Whether a label may reach the engine (and so, once confirmed there, train a model).
+
+    Notes without a diagnosis and review outcomes that are not diagnosis classes
+    (:data:`REVIEW_OUTCOMES`) stay on the station.
+    """
+    if not label.code:
+        return False
+    return label.kind != LabelKind.REVIEW or label.code not in REVIEW_OUTCOMES
+
+
+def withdrawn_reviews() -> Select[Any]:
+    """``SELECT label_id`` of the reviews undone by their author (left out of every query)."""
+    return select(ReviewDetail.label_id).where(ReviewDetail.withdrawn_at.is_not(None))
+
 
 @dataclass(frozen=True)
 class LabelHistory:
@@ -35,12 +71,15 @@ class LabelHistory:
 
     Attributes:
         original: The operator's label, or ``None``.
-        reviews: Dermatologist reviews, oldest first (revisions included).
+        reviews: Dermatologist reviews, oldest first (revisions included, withdrawn ones not).
+        details: How each review was given, by label id (reviews made with the review room's
+            actions since migration 0009; absent for older ones and engine reviews).
         final: The latest review, else the original when it names a diagnosis, else ``None``.
     """
 
     original: Label | None
     reviews: tuple[Label, ...]
+    details: Mapping[int, ReviewDetail] = field(default_factory=dict)
 
     @property
     def final(self) -> Label | None:
@@ -168,17 +207,23 @@ def revise_review(
 def _latest_review_id(session: Session, capture_id: int) -> int | None:
     return session.scalar(
         select(Label.id)
-        .where(Label.capture_id == capture_id, Label.kind == LabelKind.REVIEW)
+        .where(Label.capture_id == capture_id, Label.kind == LabelKind.REVIEW,
+               Label.id.not_in(withdrawn_reviews()))
         .order_by(Label.id.desc())
         .limit(1)
     )
 
 
 def label_history(session: Session, capture_id: int) -> LabelHistory:
-    """Return the original and review labels of a capture."""
-    rows = list(
-        session.scalars(select(Label).where(Label.capture_id == capture_id).order_by(Label.id))
-    )
+    """Return the original and (not withdrawn) review labels of a capture, with their details."""
+    rows = list(session.scalars(
+        select(Label)
+        .where(Label.capture_id == capture_id, Label.id.not_in(withdrawn_reviews()))
+        .order_by(Label.id)
+    ))
     original = next((r for r in rows if r.kind == LabelKind.OPERATOR), None)
     reviews = tuple(r for r in rows if r.kind == LabelKind.REVIEW)
-    return LabelHistory(original, reviews)
+    ids = [r.id for r in reviews]
+    details = {d.label_id: d for d in session.scalars(
+        select(ReviewDetail).where(ReviewDetail.label_id.in_(ids)))} if ids else {}
+    return LabelHistory(original, reviews, details)

@@ -9,8 +9,8 @@ Append-only tables: ``audit_log`` and ``labels`` (database triggers refuse UPDAT
 and the session guard in :mod:`skinstation.storage.audit` refuses them before they reach SQL).
 
 Encrypted at rest (:class:`~skinstation.core.sqlcrypto.EncryptedText`, the station's data
-keys): patients' pseudonyms (deterministic: looked up and unique) and names, label notes and
-the pseudonyms of pending erasures.
+keys): patients' pseudonyms (deterministic: looked up and unique) and names, label notes,
+lesions' labels and notes and the pseudonyms of pending erasures.
 Only erasure (:mod:`skinstation.storage.erasure`) deletes labels, lifting their trigger for its
 own transaction; the audit log is never changed.
 """
@@ -24,14 +24,21 @@ from enum import StrEnum
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
+    ScalarSelect,
     String,
     Text,
     UniqueConstraint,
+    and_,
+    false,
+    func,
+    or_,
+    select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 from skinstation.core.crypto import STATION_KEYS
 from skinstation.core.sqlbase import (
@@ -64,6 +71,13 @@ class LabelKind(StrEnum):
     REVIEW = "review"
 
 
+class ReviewAction(StrEnum):
+    """How a dermatologist gave a review: agreeing with the model's top class, or correcting."""
+
+    AGREE = "agree"
+    CORRECT = "correct"
+
+
 class OutboxState(StrEnum):
     """Sync state of a capture waiting to go to the central engine.
 
@@ -75,6 +89,30 @@ class OutboxState(StrEnum):
     SENT = "sent"
     CONFIRMED = "confirmed"
     REFUSED = "refused"
+
+
+class BodyView(StrEnum):
+    """Which side of the body map a lesion is placed on."""
+
+    FRONT = "front"
+    BACK = "back"
+
+
+class BodySide(StrEnum):
+    """The patient's side of the body a lesion is on."""
+
+    LEFT = "left"
+    RIGHT = "right"
+    MIDLINE = "midline"
+
+
+class Sex(StrEnum):
+    """A patient's sex as the station records it (optional)."""
+
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
 
 
 class ErasureState(StrEnum):
@@ -99,6 +137,8 @@ class Operator(LoginAccountColumns, Base):
 
     password_changed_at: Mapped[datetime]
     created_at: Mapped[datetime]
+    # Set by an administrator's password reset; cleared when the operator changes it (0008).
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Patient(Base):
@@ -114,6 +154,10 @@ class Patient(Base):
         EncryptedText(STATION_KEYS, "patients.name", length=NAME_COLUMN))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
     created_at: Mapped[datetime]
+    # Demographics (migration 0010), all optional; checked in skinstation.storage.lesions.
+    sex: Mapped[str | None] = mapped_column(String(16))
+    birth_year: Mapped[int | None]
+    fitzpatrick: Mapped[int | None]
 
 
 class Visit(Base):
@@ -131,6 +175,28 @@ class Visit(Base):
     # The visit's identity at the engine: a UUID, so a station restored from a backup never
     # reuses one (visits made before migration 0004 keep their old ref, str(id)).
     uid: Mapped[str | None] = mapped_column(String(36), insert_default=lambda: str(uuid.uuid4()))
+    # ``number``: the visit's place among its patient's visits, 1 for the first (computed in
+    # SQL by _visit_number below, not a column; see skinstation.storage.visits).
+
+
+def _visit_number() -> ScalarSelect[int]:
+    """Per-patient visit number: the patient's visits opened before it (or with it), counted."""
+    earlier = Visit.__table__.alias("earlier_visit")
+    return (
+        select(func.count(earlier.c.id))
+        .where(
+            earlier.c.patient_id == Visit.patient_id,
+            or_(
+                earlier.c.opened_at < Visit.opened_at,
+                and_(earlier.c.opened_at == Visit.opened_at, earlier.c.id <= Visit.id),
+            ),
+        )
+        .correlate_except(earlier)
+        .scalar_subquery()
+    )
+
+
+Visit.number = column_property(_visit_number())  # type: ignore[attr-defined]
 
 
 class Capture(Base):
@@ -166,6 +232,48 @@ class Capture(Base):
     uploaded_at: Mapped[datetime | None]
     multispectral_group_id: Mapped[str | None] = mapped_column(String(36))
     multispectral_index: Mapped[int | None]
+    # The lesion this capture shows (migration 0010); captures made before have none.
+    lesion_id: Mapped[int | None] = mapped_column(ForeignKey("lesions.id"), index=True)
+
+
+class Lesion(Base):
+    """A lesion of a patient, followed over visits: its captures name it (migration 0010).
+
+    Placed on the body map: ``body_site`` (the capture site codes), ``view`` (front/back),
+    ``side`` and a point ``x``/``y`` in 0..1 of the map. ``label`` / ``note``: optional free
+    text, encrypted at rest. ``overview_capture_id``: an overview (macro) capture with the
+    lesion marked at ``overview_x``/``overview_y``; no foreign key (captures point at lesions
+    already), erasure clears it with the capture. ``uid`` is the lesion's identity at the
+    engine.
+    """
+
+    __tablename__ = "lesions"
+    __table_args__ = (
+        CheckConstraint(in_values("view", BodyView), name="view"),
+        CheckConstraint(in_values("side", BodySide), name="side"),
+        CheckConstraint("x >= 0 AND x <= 1 AND y >= 0 AND y <= 1", name="point"),
+        CheckConstraint(
+            "(overview_x IS NULL) = (overview_y IS NULL) AND (overview_x IS NULL OR "
+            "(overview_x >= 0 AND overview_x <= 1 AND overview_y >= 0 AND overview_y <= 1))",
+            name="overview_point"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True,
+                                     insert_default=lambda: str(uuid.uuid4()))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    body_site: Mapped[str] = mapped_column(String(64))
+    view: Mapped[str] = mapped_column(String(8))
+    side: Mapped[str] = mapped_column(String(8))
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(EncryptedText(STATION_KEYS, "lesions.label"))
+    note: Mapped[str | None] = mapped_column(EncryptedText(STATION_KEYS, "lesions.note"))
+    created_at: Mapped[datetime]
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    overview_capture_id: Mapped[int | None]
+    overview_x: Mapped[float | None] = mapped_column(Float)
+    overview_y: Mapped[float | None] = mapped_column(Float)
 
 
 class Prediction(PredictionColumns, Base):
@@ -212,6 +320,26 @@ class AuditEvent(AuditLogColumns, Base):
 
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"), index=True)
     station_id: Mapped[str] = mapped_column(String(64))
+
+
+class ReviewDetail(Base):
+    """How a review label was given (migration 0009); labels themselves stay append-only.
+
+    ``action``: agree with the model or correct it. ``other_text``: what an ``other`` outcome
+    is (required for it). ``withdrawn_at`` / ``withdrawn_by_id``: the review was undone by its
+    author before it was synced; the label row stays, queries and uploads leave it out.
+    """
+
+    __tablename__ = "review_details"
+    __table_args__ = (CheckConstraint(in_values("action", ReviewAction), name="action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # key rotation rewrites rows by id
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id"), unique=True)
+    action: Mapped[str] = mapped_column(String(16))
+    other_text: Mapped[str | None] = mapped_column(
+        EncryptedText(STATION_KEYS, "review_details.other_text"))
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
 
 
 class OutboxEntry(Base):

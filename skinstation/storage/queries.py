@@ -1,7 +1,8 @@
 """Read models for the UI: capture history and the dermatologist's review queue.
 
 Each row joins a capture with its patient, its latest prediction, its original label and
-its latest review, computed in SQL so the same query runs on SQLite and PostgreSQL.
+its latest review (reviews undone by their author left out), computed in SQL so the same query
+runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from skinstation.core.triage import URGENT_DECISIONS
+from skinstation.storage.labels import BIOPSY_PENDING, withdrawn_reviews
 from skinstation.storage.models import (
     Capture,
     Label,
@@ -54,6 +56,12 @@ class CaptureSummary:
     original_label: str | None
     final_label: str | None
     review_state: ReviewState
+    visit_number: int = 0
+    """The visit's place among its patient's visits (1 for the first)."""
+    note: str | None = None
+    """The capturing operator's note."""
+    review_note: str | None = None
+    """The latest review's note."""
 
 
 def _summary_select() -> tuple[Select[Any], Any]:
@@ -65,7 +73,7 @@ def _summary_select() -> tuple[Select[Any], Any]:
     )
     latest_review = (
         select(Label.capture_id, func.max(Label.id).label("label_id"))
-        .where(Label.kind == LabelKind.REVIEW.value)
+        .where(Label.kind == LabelKind.REVIEW.value, Label.id.not_in(withdrawn_reviews()))
         .group_by(Label.capture_id)
         .subquery("latest_review")
     )
@@ -75,13 +83,16 @@ def _summary_select() -> tuple[Select[Any], Any]:
         select(
             Capture,
             Visit.patient_id,
+            Visit.number.label("visit_number"),
             Patient.pseudonym,
             Prediction.id.label("prediction_id"),
             Prediction.decision,
             Prediction.referral,
             Prediction.model_version,
             original.code.label("original_code"),
+            original.note.label("original_note"),
             review.code.label("review_code"),
+            review.note.label("review_note"),
         )
         .join(Visit, Visit.id == Capture.visit_id)
         .join(Patient, Patient.id == Visit.patient_id)
@@ -122,6 +133,9 @@ def _summaries(session: Session, stmt: Select[Any]) -> list[CaptureSummary]:
                 review_state=(
                     ReviewState.REVIEWED if row.review_code is not None else ReviewState.UNREVIEWED
                 ),
+                visit_number=row.visit_number,
+                note=row.original_note,
+                review_note=row.review_note,
             )
         )
     return result
@@ -165,19 +179,23 @@ def history(
 
 
 def review_queue(session: Session, *, limit: int = 500) -> list[CaptureSummary]:
-    """Return predicted, unreviewed captures for the dermatologist.
+    """Return predicted, unreviewed captures for the dermatologist, then those awaiting biopsy.
 
-    Captures whose latest prediction is ``indeterminate`` or ``skin_cancer`` or flagged for
-    referral come first; within each tier the oldest capture comes first.
+    Unreviewed captures whose latest prediction is ``indeterminate`` or ``skin_cancer`` or
+    flagged for referral come first, then the other unreviewed ones, then the captures whose
+    latest review is "biopsy requested / pending" (the biopsy result is a later review); within
+    each tier the oldest capture comes first.
     """
     stmt, review = _summary_select()
     urgent = or_(
         Prediction.decision.in_(URGENT_DECISIONS),
         Prediction.referral.is_(True),
     )
+    tier = case((review.id.is_not(None), 2), (urgent, 0), else_=1)
     stmt = (
-        stmt.where(Prediction.id.is_not(None), review.id.is_(None))
-        .order_by(case((urgent, 0), else_=1), Capture.capture_time, Capture.id)
+        stmt.where(Prediction.id.is_not(None),
+                   or_(review.id.is_(None), review.code == BIOPSY_PENDING))
+        .order_by(tier, Capture.capture_time, Capture.id)
         .limit(limit)
     )
     return _summaries(session, stmt)

@@ -23,7 +23,6 @@ from skinstation.core.pseudonyms import check_pseudonym
 from skinstation.storage import labels as label_rules
 from skinstation.storage import queries
 from skinstation.storage.audit import AuditAction
-from skinstation.storage.audited_store import AuditedStore
 from skinstation.storage.captures import CaptureDetails, insert_capture
 from skinstation.storage.errors import (
     DuplicateError,
@@ -43,9 +42,10 @@ from skinstation.storage.validation import (
     get_or_raise,
     require_text,
 )
+from skinstation.storage.visits import VisitStore
 
 
-class StationStore(AuditedStore):
+class StationStore(VisitStore):
     """Patients, visits, captures, predictions, labels and the audit log of one station.
 
     Args:
@@ -53,9 +53,12 @@ class StationStore(AuditedStore):
         clock: Source of "now" (aware datetimes); tests inject a fake.
         store_patient_names: Allow keeping patient names; off by default, in which case
             giving a name is refused rather than silently dropped.
+
+    Visits (opening, closing by hand or automatically, numbers) come from
+    :class:`~skinstation.storage.visits.VisitStore`.
     """
 
-    # -- patients and visits ---------------------------------------------------------------
+    # -- patients ----------------------------------------------------------------------------
 
     def create_patient(self, pseudonym: str, *, actor_id: int, name: str | None = None) -> Patient:
         """Register a patient under a pseudonymous id.
@@ -101,32 +104,6 @@ class StationStore(AuditedStore):
             self._audit(session, actor_id, AuditAction.PATIENT_VIEWED, "patient", entity_id, detail)
             return patient
 
-    def open_visit(self, patient_id: int, *, operator_id: int) -> Visit:
-        """Start a visit of a patient at this station."""
-        with self.database.transaction() as session:
-            active_operator(session, operator_id)
-            get_or_raise(session, Patient, patient_id)
-            visit = Visit(
-                patient_id=patient_id,
-                operator_id=operator_id,
-                station_id=self.station_id,
-                opened_at=self.clock(),
-            )
-            session.add(visit)
-            session.flush()
-            self._audit(session, operator_id, AuditAction.VISIT_OPENED, "visit", visit.id)
-            return visit
-
-    def close_visit(self, visit_id: int, *, operator_id: int) -> Visit:
-        """End a visit (closing an already closed visit keeps its first closing time)."""
-        with self.database.transaction() as session:
-            active_operator(session, operator_id)
-            visit = get_or_raise(session, Visit, visit_id)
-            if visit.closed_at is None:
-                visit.closed_at = self.clock()
-                self._audit(session, operator_id, AuditAction.VISIT_CLOSED, "visit", visit.id)
-            return visit
-
     # -- captures --------------------------------------------------------------------------
 
     def save_capture(
@@ -142,11 +119,15 @@ class StationStore(AuditedStore):
         capture_time: datetime,
         multispectral_group_id: str | None = None,
         multispectral_index: int | None = None,
+        lesion_id: int | None = None,
     ) -> Capture:
         """Keep one captured image: file first (atomic, fsynced), then row + outbox + audit.
 
         Args:
-            visit_id: The open visit it belongs to.
+            visit_id: The open visit it belongs to. A visit closed automatically passes the
+                capture on to the visit that replaced it; a stale one is closed and replaced
+                first (see :mod:`skinstation.storage.visits`): the capture's ``visit_id``
+                says where it went.
             image: Encoded bytes (kept unchanged) or an RGB/gray pixel array (kept as PNG).
             band: Illumination band, e.g. ``"white"`` or ``"nir_850"``.
             body_site: Where on the body.
@@ -156,14 +137,16 @@ class StationStore(AuditedStore):
             capture_time: When the frame was taken.
             multispectral_group_id: Shared id of the band images of one multispectral shot.
             multispectral_index: Position of this band in that shot (give both or neither).
+            lesion_id: The lesion it shows (one of the visit's patient), or None.
 
         Returns:
             The saved capture.
 
         Raises:
             InvalidImageError: If the image cannot be kept.
-            VisitClosedError: If the visit is closed.
+            VisitClosedError: If the visit was closed by hand.
             DuplicateError: If the multispectral slot is already taken.
+            ValueError: If the lesion is not one of the visit's patient (nothing is stored).
         """
         details = CaptureDetails.checked(
             band=band,
@@ -174,19 +157,24 @@ class StationStore(AuditedStore):
             capture_time=capture_time,
             multispectral_group_id=multispectral_group_id,
             multispectral_index=multispectral_index,
+            lesion_id=lesion_id,
         )
         encoded = encode_image(image)
         with self.database.transaction() as session:
+            active_operator(session, operator_id)
+            visit = self._capture_visit(session, visit_id, operator_id)
             capture = insert_capture(
                 session,
                 self.database.images,
-                visit_id,
+                visit.id,
                 encoded,
                 details,
                 station_id=self.station_id,
                 now=self.clock(),
             )
-            detail = {"sha256": encoded.sha256, "band": details.band}
+            detail: dict[str, object] = {"sha256": encoded.sha256, "band": details.band}
+            if lesion_id is not None:
+                detail["lesion_id"] = lesion_id
             self._audit(
                 session, operator_id, AuditAction.CAPTURE_SAVED, "capture", capture.id, detail
             )

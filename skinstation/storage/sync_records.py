@@ -2,7 +2,10 @@
 
 * :meth:`SyncRecords.upload_of` gathers one capture for upload: its row, visit, patient
   pseudonym (the name only when the station both stores and may send names), predictions,
-  the station's own labels and the verified image bytes.
+  the station's own labels and the verified image bytes. Only training labels go (see
+  :func:`~skinstation.storage.labels.is_training_label`): notes without a diagnosis, review
+  outcomes that are not diagnosis classes (uncertain, biopsy pending, SCC, other) and reviews
+  undone by their author stay on the station.
 * :meth:`SyncRecords.record_engine_review` keeps a dermatologist review made on the engine as
   a review label of the capture, authored by a login-disabled mirror account
   ``@engine:<username>``, so the station's history and review queue show it as the final label.
@@ -27,17 +30,20 @@ from skinstation.protocol.uploads import (
     CaptureMetadata,
     CapturePart,
     LabelPart,
+    LesionPart,
     PatientPart,
     PredictionPart,
     SessionPart,
 )
 from skinstation.storage.audited_store import AuditedStore
 from skinstation.storage.errors import NotFoundError
+from skinstation.storage.labels import is_training_label, withdrawn_reviews
 from skinstation.storage.models import (
     Capture,
     EngineReview,
     Label,
     LabelKind,
+    Lesion,
     Operator,
     Patient,
     Prediction,
@@ -119,7 +125,8 @@ class SyncRecords(AuditedStore):
             received = select(EngineReview.label_id)
             labels = session.scalars(
                 select(Label)
-                .where(Label.capture_id == capture_id, Label.id.not_in(received))
+                .where(Label.capture_id == capture_id, Label.id.not_in(received),
+                       Label.id.not_in(withdrawn_reviews()))
                 .order_by(Label.id)
             )
             document = CaptureMetadata(
@@ -169,10 +176,12 @@ class SyncRecords(AuditedStore):
                         author=usernames.get(label.author_id, str(label.author_id)),
                         created_at=label.created_at,
                     )
-                    # a note without a diagnosis stays at the station: the protocol's
-                    # labels carry a code (LabelPart.code)
-                    for label in labels if label.code
+                    # a note without a diagnosis stays at the station (the protocol's labels
+                    # carry a code), and so does a review outcome that is no diagnosis class:
+                    # the engine would take its code for a label to train on
+                    for label in labels if is_training_label(label)
                 ],
+                lesion=_lesion_part(session, capture.lesion_id),
             )
         image = self.database.images.read(capture.image_ref, capture.image_sha256)
         return CaptureUpload(capture_id, document, image)
@@ -277,6 +286,15 @@ class SyncRecords(AuditedStore):
                 session.add(SyncState(key=key, value=value, updated_at=self.clock()))
             else:
                 row.value, row.updated_at = value, self.clock()
+
+
+def _lesion_part(session: DbSession, lesion_id: int | None) -> LesionPart | None:
+    """The upload's lesion placement, or None for a capture of no lesion."""
+    if lesion_id is None:
+        return None
+    lesion = get_or_raise(session, Lesion, lesion_id)
+    return LesionPart(uid=lesion.uid, body_site=lesion.body_site, view=lesion.view,
+                      side=lesion.side, x=lesion.x, y=lesion.y)
 
 
 def _usernames(session: DbSession) -> dict[int, str]:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import requests
 from pydantic import TypeAdapter, ValidationError
 
+from skinstation.core.i18n import KeyedError
 from skinstation.protocol.erasures import ErasureNotice, ErasureReceipt
 from skinstation.protocol.manifest import SignedManifest
 from skinstation.protocol.messages import (
@@ -38,8 +39,8 @@ MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "tif": "image/tiff",
                "bmp": "image/bmp", "webp": "image/webp"}
 
 
-class SyncError(RuntimeError):
-    """Base class of sync failures."""
+class SyncError(KeyedError, RuntimeError):
+    """Base class of sync failures (raised with a text key, ``error.sync.*``)."""
 
 
 class EngineUnreachableError(SyncError):
@@ -49,16 +50,16 @@ class EngineUnreachableError(SyncError):
 class EngineServerError(EngineUnreachableError):
     """The engine answered with a server error (5xx) after the retries."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, http_status: int, key: str, **values: Any) -> None:
+        super().__init__(key, **values)
+        self.status = http_status
 
 
 class EngineRejectedError(SyncError):
     """The engine refused the request (4xx other than 401)."""
 
     def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"engine refused ({status}): {detail}")
+        super().__init__("error.sync.rejected", status=status, detail=detail)
         self.status = status
         self.detail = detail
 
@@ -102,16 +103,17 @@ class EngineClient:
             response = self.session.request(method, url, timeout=self.timeout,
                                             verify=self.session.verify, **kwargs)
         except requests.exceptions.SSLError as error:
-            raise EngineUnreachableError(
-                f"TLS verification of {self.base} failed: {error}") from None
+            raise EngineUnreachableError("error.sync.tls", url=self.base,
+                                         reason=str(error)) from None
         except requests.exceptions.RequestException as error:
-            raise EngineUnreachableError(f"engine {self.base} unreachable: {error}") from None
+            raise EngineUnreachableError("error.sync.unreachable", url=self.base,
+                                         reason=str(error)) from None
         if response.status_code >= 500:
             detail = _detail(response)
             self._drop_connections()  # the server may be closing this one (see transport)
-            raise EngineServerError(
-                response.status_code,
-                f"engine error {response.status_code} on {method} {path}: {detail}")
+            raise EngineServerError(response.status_code, "error.sync.server",
+                                    status=response.status_code, method=method, path=path,
+                                    detail=detail)
         if response.status_code == 401:
             raise CredentialRejectedError(401, _detail(response))
         if response.status_code >= 400:
@@ -185,7 +187,7 @@ class EngineClient:
                 os.fsync(handle.fileno())
         except requests.exceptions.RequestException as error:
             partial.unlink(missing_ok=True)
-            raise EngineUnreachableError(f"model download interrupted: {error}") from None
+            raise EngineUnreachableError("error.sync.download", reason=str(error)) from None
         finally:
             response.close()
         if size != expected_size or digest.hexdigest() != expected_sha256:
@@ -221,9 +223,8 @@ def _parse(schema: type[_Parsed] | TypeAdapter[_Parsed], response: requests.Resp
         return adapter.validate_json(response.content)
     except ValidationError as error:
         raise EngineUnreachableError(
-            f"engine answered {response.request.method} {response.url} with a body that "
-            f"breaks the protocol: {error.error_count()} error(s), first: "
-            f"{error.errors()[0]['msg']}") from None
+            "error.sync.protocol", method=response.request.method, url=response.url,
+            count=error.error_count(), first=error.errors()[0]["msg"]) from None
 
 
 def _detail(response: requests.Response) -> str:

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError, PasswordDeleteError
 
+from skinstation.core.i18n import KeyedError
 from skinstation.core.keystore import default_keyring, require_secure
 
 SERVICE = "skinstation-sync"
 
 
-class CredentialError(RuntimeError):
-    """The keyring is unavailable or holds an unreadable entry."""
+class CredentialError(KeyedError, RuntimeError):
+    """The keyring is unavailable or holds an unreadable entry (a text key, ``error.sync.*``)."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,14 @@ class CredentialStore:
         try:
             raw = self._keyring().get_password(SERVICE, self.station_ref)
         except KeyringError as error:
-            raise CredentialError(f"keyring unavailable: {error}") from error
+            raise CredentialError("error.sync.keyring", reason=str(error)) from error
         if raw is None:
             return None
         try:
             return StationCredential(**json.loads(raw))
         except (ValueError, TypeError) as error:
-            raise CredentialError(f"keyring entry {SERVICE}/{self.station_ref} is not a "
-                                  "station credential; re-enroll") from error
+            raise CredentialError("error.sync.keyring_entry",
+                                  entry=f"{SERVICE}/{self.station_ref}") from error
 
     def save(self, credential: StationCredential) -> None:
         """Store (replace) the credential.
@@ -93,7 +94,7 @@ class CredentialStore:
             self._keyring().set_password(SERVICE, self.station_ref,
                                          json.dumps(asdict(credential)))
         except KeyringError as error:
-            raise CredentialError(f"cannot store the credential in the keyring: {error}") from error
+            raise CredentialError("error.sync.keyring_store", reason=str(error)) from error
 
     def delete(self) -> None:
         """Forget the credential (a no-op if there is none)."""
@@ -102,4 +103,4 @@ class CredentialStore:
         except PasswordDeleteError:
             return
         except KeyringError as error:
-            raise CredentialError(f"keyring unavailable: {error}") from error
+            raise CredentialError("error.sync.keyring", reason=str(error)) from error

@@ -18,12 +18,15 @@ to its own thread (e.g. a queued signal). ``sync_once()`` runs one round in the 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from skinstation.core.i18n import TranslatableError
 from skinstation.core.timeutil import Clock, utc_now
 from skinstation.settings import Settings
 from skinstation.storage import Database, Outbox, OutboxState, SyncRecords
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 
 LAST_SUCCESS, LAST_ERROR, LAST_ERROR_AT = "status.last_success", "status.last_error", \
     "status.last_error_at"
+LAST_ERROR_TEXT = "status.last_error_text"
+"""The last error's text key and values (JSON), so each front end words it in its language."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class SyncStatus:
         model_deployment: Its deployment number.
         refused_captures: Local capture ids set aside as refused (by the engine, or unusable
             here), with the reason; they wait for :meth:`SyncRunner.retry_refused`.
+        last_error_text: ``(key, values)`` of ``last_error`` in the text catalogue, or None
+            (a problem without a key: show ``last_error``).
     """
 
     state: str
@@ -88,6 +95,19 @@ class SyncStatus:
     model_version: str | None
     model_deployment: int
     refused_captures: dict[int, str]
+    last_error_text: tuple[str, dict[str, Any]] | None = None
+
+
+def _error_text(stored: str | None) -> tuple[str, dict[str, Any]] | None:
+    """The ``(key, values)`` kept under :data:`LAST_ERROR_TEXT`, or None."""
+    try:
+        text = json.loads(stored) if stored else {}
+    except ValueError:
+        return None
+    if not isinstance(text, dict) or not isinstance(text.get("key"), str):
+        return None
+    values = text.get("values")
+    return text["key"], dict(values) if isinstance(values, dict) else {}
 
 
 def enroll_station(settings: Settings, code: str, credentials: CredentialStore,
@@ -99,7 +119,7 @@ def enroll_station(settings: Settings, code: str, credentials: CredentialStore,
         SyncError: The engine refused the code or is unreachable.
     """
     if credentials.load() is not None and not replace:
-        raise SyncConfigError("this station is already enrolled; use replace to enroll again")
+        raise SyncConfigError("error.sync.already_enrolled")
     client = EngineClient(settings.sync)
     try:
         answer = client.enroll(code, settings.station_id)
@@ -173,6 +193,7 @@ class SyncRunner:
                 model_version=self.records.get(INSTALLED_VERSION),
                 model_deployment=installed_deployment(self.records),
                 refused_captures=refused,
+                last_error_text=_error_text(self.records.get(LAST_ERROR_TEXT)),
             )
 
     def _set_state(self, state: str) -> None:
@@ -197,10 +218,10 @@ class SyncRunner:
             try:
                 self._round()
             except EngineUnreachableError as error:
-                self._failed("offline", str(error))
+                self._failed("offline", error)
             except (CredentialRejectedError, CredentialError, SyncConfigError,
                     SyncError) as error:
-                self._failed("error", str(error))
+                self._failed("error", error)
             else:
                 self._succeeded()
             return self.status()
@@ -208,7 +229,7 @@ class SyncRunner:
     def _round(self) -> None:
         credential = self.credentials.load()
         if credential is None:
-            raise SyncConfigError("station not enrolled: run 'skinstation sync enroll CODE'")
+            raise SyncConfigError("error.sync.not_enrolled")
         sync_settings = dataclasses.replace(
             self.settings.sync, engine_url=self.settings.sync.engine_url or credential.engine_url)
         client = EngineClient(sync_settings, token=credential.token)
@@ -223,13 +244,12 @@ class SyncRunner:
         finally:
             client.close()
         if pushed.refused:
-            raise SyncError(f"{len(pushed.refused)} capture(s) refused by the engine; first: "
-                            f"{next(iter(pushed.refused.values()))}")
+            raise SyncError("error.sync.refused", count=len(pushed.refused),
+                            reason=next(iter(pushed.refused.values())))
         if pushed.server_errors:
-            raise SyncError(
-                f"{len(pushed.server_errors)} capture(s) got a server error from the engine "
-                f"(set aside after {self.settings.sync.max_server_errors}); first: "
-                f"{next(iter(pushed.server_errors.values()))}")
+            raise SyncError("error.sync.server_errors", count=len(pushed.server_errors),
+                            tries=self.settings.sync.max_server_errors,
+                            reason=next(iter(pushed.server_errors.values())))
 
     def retry_refused(self, capture_id: int | None = None, *,
                       actor_id: int | None = None) -> list[int]:
@@ -256,13 +276,18 @@ class SyncRunner:
         self._failures = 0
         self.records.put(LAST_SUCCESS, self.clock().isoformat())
         self.records.put(LAST_ERROR, "")
+        self.records.put(LAST_ERROR_TEXT, "")
         with self._state_lock:
             self._state = "idle"
         self._notify()
 
-    def _failed(self, state: str, message: str) -> None:
+    def _failed(self, state: str, error: BaseException | str) -> None:
+        message = str(error)
         self._failures += 1
         self.records.put(LAST_ERROR, message)
+        self.records.put(LAST_ERROR_TEXT, json.dumps(
+            {"key": error.text_key, "values": error.text_values}
+            if isinstance(error, TranslatableError) else {}))
         self.records.put(LAST_ERROR_AT, self.clock().isoformat())
         log.warning("sync round failed: %s", message)
         with self._state_lock:

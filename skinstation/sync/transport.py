@@ -23,6 +23,7 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from skinstation.core.i18n import KeyedError
 from skinstation.core.network import is_loopback as is_loopback
 from skinstation.settings import SyncSettings
 
@@ -30,8 +31,11 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-class SyncConfigError(ValueError):
-    """The sync settings are unsafe or incomplete (no URL, plain http to a remote host...)."""
+class SyncConfigError(KeyedError, ValueError):
+    """The sync settings are unsafe or incomplete (no URL, plain http to a remote host...).
+
+    Raised with a text key (``error.sync.*``; see :class:`~skinstation.core.i18n.KeyedError`).
+    """
 
 
 def check_engine_url(url: str, *, verify_tls: bool = True) -> str:
@@ -42,20 +46,15 @@ def check_engine_url(url: str, *, verify_tls: bool = True) -> str:
             verification turned off for a non-loopback host.
     """
     if not url:
-        raise SyncConfigError("no engine URL configured (sync.engine_url)")
+        raise SyncConfigError("error.sync.no_url")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SyncConfigError(f"engine URL {url!r} must be https://host[:port]")
+        raise SyncConfigError("error.sync.bad_url", url=repr(url))
     local = is_loopback(parts.hostname)
     if parts.scheme == "http" and not local:
-        raise SyncConfigError(
-            f"refusing plain http to {parts.hostname}: patient data must travel over https"
-        )
+        raise SyncConfigError("error.sync.plain_http", host=parts.hostname)
     if not verify_tls and not local:
-        raise SyncConfigError(
-            f"refusing to turn TLS verification off for {parts.hostname}; configure "
-            "sync.ca_bundle with the engine's CA instead"
-        )
+        raise SyncConfigError("error.sync.no_verify", host=parts.hostname)
     return url.rstrip("/")
 
 

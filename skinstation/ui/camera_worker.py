@@ -37,6 +37,9 @@ from skinstation.camera import (
     open_illuminator,
 )
 from skinstation.settings import CameraSettings, QualitySettings
+from skinstation.ui import workers
+from skinstation.ui.camera_still import StillRequest
+from skinstation.ui.camera_still import queued_command as _command
 from skinstation.ui.workers import to_qimage
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ class SourceInfo:
         lesion: File name of the lesion a simulated dermatoscope holds ("" otherwise).
         can_change_lesion: The source is a simulated dermatoscope that can move to another
             lesion (:meth:`CameraController.next_lesion`).
+        light_text: The text key and values of ``light`` (the screen shows it translated).
+        light_failure: The error behind ``light_error`` (None if the light opened).
     """
 
     device_id: str
@@ -75,6 +80,8 @@ class SourceInfo:
     light_simulated: bool = False
     lesion: str = ""
     can_change_lesion: bool = False
+    light_text: tuple[str, dict[str, str]] = ("", {})
+    light_failure: BaseException | None = None
 
 
 def _held(source: FrameSource | None) -> SimulatedDermatoscope | None:
@@ -113,10 +120,13 @@ class CameraWorker(QObject):
         self._band = "white"
         self._last_quality = 0.0
         self._lesion_index = 0
+        self.still = StillRequest()
+        """A still asked for by the GUI, answered by the preview loop (see :mod:`.camera_still`)."""
         self.frame_consumed = True
         """Set by the GUI when it has shown the last preview frame (drops frames meanwhile)."""
 
     @Slot(object, object)
+    @_command
     def start(self, camera: CameraSettings, quality: QualitySettings) -> None:
         """Open the source (and the light) and start the preview loop."""
         self.stop()
@@ -131,7 +141,8 @@ class CameraWorker(QObject):
         except (CameraError, OSError) as exc:
             self.failed.emit("camera", exc)
             return
-        light_error = ""
+        self.still.light_switched()
+        light_error, light_failure = "", None
         light_settings = camera
         if not camera.illuminator_port.strip() and self._source.kind != "camera":
             # Everything simulated: drive the simulated LED controller too (and say so).
@@ -139,7 +150,7 @@ class CameraWorker(QObject):
         try:
             self._light = open_illuminator(light_settings)
         except (IlluminatorError, OSError, ValueError) as exc:
-            light_error = str(exc)
+            light_error, light_failure = str(exc), exc
             self._light = None
         bands: tuple[tuple[str, str], ...] = ()
         if self._light is not None:
@@ -152,7 +163,9 @@ class CameraWorker(QObject):
             self._light is not None and not self._light.manual,
             self._band if self._light is not None and self._light.current_band else "",
             light_settings.illuminator_port == "simulator",
-            held.lesion if held is not None else "", held is not None))
+            held.lesion if held is not None else "", held is not None,
+            self._light.description_text if self._light is not None else ("", {}),
+            light_failure))
         self.frame_consumed = True
         self._timer = QTimer(self)
         self._timer.setInterval(0)
@@ -168,6 +181,7 @@ class CameraWorker(QObject):
             self.failed.emit("light", exc)
             return
         self._band = band
+        self.still.light_switched()
         self.band_changed.emit(band)
 
     @Slot()
@@ -181,6 +195,9 @@ class CameraWorker(QObject):
             self._halt()
             self.failed.emit("camera", exc)
             return
+        requested = self.still.frame_read(time.perf_counter(), self._camera.stale_frames)
+        if requested is not None:
+            self.captured.emit(frame, self._band, requested)
         if self.frame_consumed:
             self.frame_consumed = False
             self.frame_ready.emit(to_qimage(frame.pixels, *self.preview_size), frame.timestamp)
@@ -190,11 +207,13 @@ class CameraWorker(QObject):
             self.quality_ready.emit(assess_quality(frame.pixels, self._quality))
 
     @Slot(str)
+    @_command
     def set_band(self, band: str) -> None:
         """Light ``band`` for the preview and the next still."""
         self._switch_light(band)
 
     @Slot()
+    @_command
     def next_lesion(self) -> None:
         """Move a simulated dermatoscope to the next lesion (now, or when it next opens)."""
         self._lesion_index += 1
@@ -204,12 +223,18 @@ class CameraWorker(QObject):
 
     @Slot(float)
     def capture(self, requested_at: float) -> None:
-        """Take one fresh still under the current band."""
+        """Take one fresh still under the current band (unless the preview loop took it)."""
+        fast = workers.FAST_PATHS
+        if fast and not self.still.claim(requested_at):
+            return  # a preview frame read after the request answered it (:meth:`_tick`)
         if self._source is None or not self._source.is_open:
             self.failed.emit("capture", CameraError("the camera is not open"))
             return
+        stale = self._camera.stale_frames
+        if fast:  # the frames a streaming preview read since the last switch count
+            stale = self.still.stale_left(stale, bool(self._timer and self._timer.isActive()))
         try:
-            frame = capture_still(self._source, self._camera.stale_frames)
+            frame = capture_still(self._source, stale)
         except CameraError as exc:
             self._halt()
             self.failed.emit("camera", exc)
@@ -315,6 +340,7 @@ class CameraController(QObject):
         """Open the source and start the preview (in the camera thread)."""
         self._shown.clear()
         self.running = True
+        self.worker.still.command_sent()
         self._start.emit(camera, quality)
 
     def stop(self) -> None:
@@ -323,8 +349,14 @@ class CameraController(QObject):
         self._stop.emit()
 
     def capture(self) -> float:
-        """Request a still; returns the request time (``time.perf_counter``)."""
+        """Request a still; returns the request time (``time.perf_counter``).
+
+        The preview loop answers with the first fresh frame it reads; the queued request is
+        the fallback when no preview frame does (see :mod:`.camera_still`).
+        """
         requested = time.perf_counter()
+        if workers.FAST_PATHS:
+            self.worker.still.ask(requested)
         self._capture.emit(requested)
         return requested
 
@@ -336,10 +368,12 @@ class CameraController(QObject):
 
     def set_band(self, band: str) -> None:
         """Switch the light to ``band``."""
+        self.worker.still.command_sent()
         self._band.emit(band)
 
     def next_lesion(self) -> None:
         """Move a simulated dermatoscope to the next lesion (no-op for other sources)."""
+        self.worker.still.command_sent()
         self._next_lesion.emit()
 
     def hold_lesion_for(self, key: object) -> None:

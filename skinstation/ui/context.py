@@ -31,12 +31,14 @@ class VisitState:
         visit: The visit row.
         body_site: Body site code of the lesion being captured ("" until chosen).
         access_time: When the operator opened the patient's record (stored with captures).
+        lesion_id: The lesion being captured ("which lesion?"), or None for none chosen.
     """
 
     patient: Patient
     visit: Visit
     body_site: str
     access_time: dt.datetime
+    lesion_id: int | None = None
 
 
 def effective_camera_settings(settings: Settings) -> CameraSettings:

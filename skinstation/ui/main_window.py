@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -37,8 +38,11 @@ from skinstation.ui.idle import IdleLock
 from skinstation.ui.screens.base import Screen
 from skinstation.ui.screens.capture import CaptureScreen, CaptureTaken
 from skinstation.ui.screens.history import HistoryScreen
+from skinstation.ui.screens.lesion_timeline import LesionTimelineScreen
 from skinstation.ui.screens.login import LoginScreen
+from skinstation.ui.screens.password_dialog import open_change_password
 from skinstation.ui.screens.patient import PatientScreen
+from skinstation.ui.screens.patients_list import PatientsListScreen
 from skinstation.ui.screens.result import ResultScreen
 from skinstation.ui.screens.review import ReviewScreen
 from skinstation.ui.screens.settings_screen import SettingsScreen
@@ -56,6 +60,8 @@ SCREENS: tuple[tuple[type[Screen], Permission], ...] = (
     (ReviewScreen, can_review),
     (SettingsScreen, can_change_station_settings),
     (SyncPanel, can_view_sync_status),
+    (PatientsListScreen, can_view_history),
+    (LesionTimelineScreen, can_view_history),
 )
 """Every screen after login, and the permission that makes it visible."""
 
@@ -95,6 +101,8 @@ class MainWindow(QMainWindow):
         self.context_label.setObjectName("contextLabel")
         self.operator_label = QLabel(self)
         self.operator_label.setObjectName("operatorLabel")
+        self.password_button = make_button("passwordButton", "", self)
+        self.password_button.clicked.connect(lambda: open_change_password(self.ctx, self))
         self.lock_button = make_button("lockButton", "", self)
         self.lock_button.clicked.connect(lambda: self.lock(self.ctx.tr("ui.lock.manual")))
         self.logout_button = make_button("logoutButton", "", self)
@@ -102,9 +110,13 @@ class MainWindow(QMainWindow):
         self.header = QFrame(self)
         self.header.setObjectName("header")
         header = QHBoxLayout(self.header)
+        header.setContentsMargins(12, 4, 12, 4)
+        # as tall as its buttons need (the stylesheet's min-height alone let it squeeze them)
+        self.header.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         header.addWidget(self.title)
         header.addWidget(self.context_label, 1)
         header.addWidget(self.operator_label)
+        header.addWidget(self.password_button)
         header.addWidget(self.lock_button)
         header.addWidget(self.logout_button)
 
@@ -140,6 +152,7 @@ class MainWindow(QMainWindow):
         self.capture_screen: CaptureScreen = self.screens["capture"]  # type: ignore[assignment]
         self.result_screen: ResultScreen = self.screens["result"]  # type: ignore[assignment]
         self.capture_screen.taken.connect(self._capture_taken)
+        self.screens["patients"].open_patient.connect(self._open_patient)  # type: ignore[attr-defined]
         self.capture_screen.has_unsaved = lambda: self.result_screen.has_unsaved
 
         body = QHBoxLayout()
@@ -171,6 +184,12 @@ class MainWindow(QMainWindow):
         self._show_logged_out()
         self.retranslate()
 
+    def _open_patient(self, pseudonym: str) -> None:
+        """The patient list's "Open": look the patient up on the Patient screen."""
+        patient: PatientScreen = self.screens["patient"]  # type: ignore[assignment]
+        self.show_screen("patient")
+        patient.open_patient(pseudonym)
+
     # -- start-up -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -200,6 +219,7 @@ class MainWindow(QMainWindow):
         self.title.setText(tr("ui.app.name"))
         set_button_text(self.lock_button, tr("ui.lock.button"), tr("ui.lock.help"))
         set_button_text(self.logout_button, tr("ui.logout"))
+        set_button_text(self.password_button, tr("ui.password.button"), tr("ui.password.help"))
         for screen_id, button in self.nav_buttons.items():
             keys = self.nav_shortcuts[screen_id].key().toString(
                 QKeySequence.SequenceFormat.NativeText)
@@ -218,7 +238,7 @@ class MainWindow(QMainWindow):
             self.operator_label.setText(tr("ui.header.operator", name=session.display_name,
                                            role=tr(f"ui.role.{session.role.value}")))
         self.context_label.setText(
-            tr("ui.header.visit", pseudonym=visit.patient.pseudonym, visit=visit.visit.id)
+            tr("ui.header.visit", pseudonym=visit.patient.pseudonym, visit=visit.visit.number)
             if visit is not None else "")
 
     def _show_model_status(self, info: ModelInfo | None = None) -> None:

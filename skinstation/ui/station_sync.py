@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from skinstation.auth import Session, can_change_station_settings
+from skinstation.core.i18n import KeyedError, text
 from skinstation.services.station import StationService
 from skinstation.sync.client import SyncError
 from skinstation.sync.credentials import CredentialError, StationCredential
@@ -29,14 +30,16 @@ from skinstation.sync.runner import SyncRunner, enroll_station
 from skinstation.sync.transport import SyncConfigError
 from skinstation.ui.sync_status import NOT_CONFIGURED, NOT_ENROLLED, STARTING, SyncStatus
 
-OPENING = "The station database is still opening."
-NO_URL = "Sync not configured: no engine URL in the settings."
-NOT_ENROLLED_TEXT = ("Not enrolled: an administrator enters an enrollment code in the sync panel "
-                     "(or runs 'skinstation sync enroll CODE').")
+OPENING = text("error.sync.opening")
+NO_URL = text("error.sync.not_configured")
+NOT_ENROLLED_TEXT = text("error.sync.enroll_needed")
 
 
-class EnrollmentError(ValueError):
-    """Enrolling failed: the engine refused the code, could not be reached, or bad input."""
+class EnrollmentError(KeyedError, ValueError):
+    """Enrolling failed: the engine refused the code, could not be reached, or bad input.
+
+    Raised with a text key (``error.sync.*``; see :class:`~skinstation.core.i18n.KeyedError`).
+    """
 
 
 class StationSync:
@@ -67,14 +70,17 @@ class StationSync:
         """The runner's status, or a "starting" placeholder before the database is open."""
         runner = self._ensure_runner()
         if runner is None:
-            return SyncStatus(0, None, OPENING, state=STARTING)
+            return SyncStatus(0, None, OPENING, state=STARTING,
+                              last_error_text=("error.sync.opening", {}))
         status = runner.status()
         if not status.engine_url:
             return SyncStatus(status.queue_length, status.last_success, NO_URL,
-                              status.refused_captures, state=NOT_CONFIGURED)
+                              status.refused_captures, state=NOT_CONFIGURED,
+                              last_error_text=("error.sync.not_configured", {}))
         if not status.enrolled:
             return SyncStatus(status.queue_length, status.last_success, NOT_ENROLLED_TEXT,
-                              status.refused_captures, state=NOT_ENROLLED)
+                              status.refused_captures, state=NOT_ENROLLED,
+                              last_error_text=("error.sync.enroll_needed", {}))
         return status
 
     def sync_now(self) -> SyncStatus:
@@ -86,7 +92,8 @@ class StationSync:
         status = SyncStatus.of(self.status())
         runner = self._ensure_runner()
         if runner is None or not status.ready:
-            raise SyncConfigError(status.last_error or NO_URL)
+            key = status.last_error_text[0] if status.last_error_text else ""
+            raise SyncConfigError(key or status.last_error or "error.sync.not_configured")
         return SyncStatus.of(runner.sync_once())
 
     def enroll(self, session: Session, code: str, engine_url: str, ca_file: str = "",
@@ -111,13 +118,13 @@ class StationSync:
         """
         service: StationService | None = self._service_provider()
         if service is None or self._ensure_runner() is None:
-            raise RuntimeError(OPENING)
+            raise SyncConfigError("error.sync.opening")
         service.auth.require(session, can_change_station_settings)
         code, engine_url, ca_file = code.strip(), engine_url.strip().rstrip("/"), ca_file.strip()
         if not code or not engine_url:
-            raise EnrollmentError("Enter the enrollment code and the engine URL.")
+            raise EnrollmentError("error.sync.enroll_missing")
         if ca_file and not Path(ca_file).is_file():
-            raise EnrollmentError(f"CA file not found: {ca_file}")
+            raise EnrollmentError("error.sync.ca_missing", path=ca_file)
         sync = dataclasses.replace(service.settings.sync, engine_url=engine_url,
                                    ca_bundle=ca_file or service.settings.sync.ca_bundle)
         runner = self._ensure_runner()
@@ -126,7 +133,7 @@ class StationSync:
             credential = enroll_station(service.settings.replace(sync=sync), code,
                                         runner.credentials)
         except (SyncError, SyncConfigError, CredentialError) as error:
-            raise EnrollmentError(str(error)) from error
+            raise EnrollmentError(error.text_key, **error.text_values) from error
         service.change_settings(session, {"sync": {"engine_url": sync.engine_url,
                                                    "ca_bundle": sync.ca_bundle}}, config_file)
         self._restart_runner()
@@ -150,7 +157,7 @@ class StationSync:
         service: StationService | None = self._service_provider()
         runner = self._ensure_runner()
         if service is None or runner is None:
-            raise RuntimeError("The station database is still opening.")
+            raise SyncConfigError("error.sync.opening")
         service.auth.require(session, can_change_station_settings)
         return runner.retry_refused(actor_id=session.operator_id)
 

@@ -35,6 +35,8 @@ class SyncStatus:
             administrator to retry them after a fix.
         state: The source's state word (e.g. ``idle``, ``offline``, or one of
             :data:`NOT_READY`); empty if the source does not say.
+        last_error_text: ``(key, values)`` of ``last_error`` in the text catalogue, so the
+            panel words it in the window's language; None: show ``last_error`` as it is.
     """
 
     queue_length: int
@@ -42,6 +44,7 @@ class SyncStatus:
     last_error: str | None = None
     refused_captures: Mapping[int, str] = field(default_factory=dict)
     state: str = ""
+    last_error_text: tuple[str, Mapping[str, Any]] | None = None
 
     @property
     def ready(self) -> bool:
@@ -55,9 +58,21 @@ class SyncStatus:
             return value
         get = value.get if isinstance(value, Mapping) else lambda k, d=None: getattr(value, k, d)
         refused = get("refused_captures") or {}
+        text = get("last_error_text")
         return cls(int(get("queue_length", 0) or 0), get("last_success"), get("last_error"),
                    {int(capture_id): str(reason) for capture_id, reason in refused.items()},
-                   str(get("state") or ""))
+                   str(get("state") or ""),
+                   (str(text[0]), dict(text[1])) if text and len(text) == 2 else None)
+
+    def error_text(self, tr: Any) -> str:
+        """``last_error`` in the language of ``tr`` (its stored words if it has no key)."""
+        if self.last_error_text is not None:
+            key, values = self.last_error_text
+            try:
+                return str(tr(key, **values))
+            except (KeyError, IndexError, ValueError):
+                pass  # a key of another version, or values that no longer fit: the words
+        return self.last_error or ""
 
 
 @runtime_checkable

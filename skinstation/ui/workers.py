@@ -21,6 +21,10 @@ from PySide6.QtGui import QImage
 
 log = logging.getLogger(__name__)
 
+FAST_PATHS = True
+"""The capture → result fast paths of issue 19 (``bench/bench_capture_latency.py --baseline``
+turns them off to measure the station as it was before)."""
+
 Callback = Callable[[Any], None]
 
 

@@ -51,6 +51,37 @@ def _capture_one(qtbot, window) -> None:
     qtbot.waitUntil(lambda: result.outcome is not None, timeout=TIMEOUT)
 
 
+def _follow_lesion(qtbot, window) -> None:
+    """A new lesion on the body map, captured and saved once (the walk's capture is its second)."""
+    patient, result = window.screens["patient"], window.result_screen
+    body_map = patient.body_map
+    qtbot.mouseClick(body_map, Qt.MouseButton.LeftButton,
+                     pos=body_map.point_of("back", 0.42, 0.3).toPoint())
+    qtbot.mouseClick(patient.lesion_picker.new_lesion_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.visit.lesion_id is not None, timeout=TIMEOUT)
+    _capture_one(qtbot, window)
+    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(result.saved_ids), timeout=TIMEOUT)
+    qtbot.mouseClick(result.retake_button, Qt.MouseButton.LeftButton)
+
+
+def _comparison(qtbot, window, size_name: str, language: str) -> list[str]:
+    """The walk's capture saved, then the lesion's two captures compared (shot and checked)."""
+    timeline, result = window.screens["lesions"], window.result_screen
+    window.show_screen("result")
+    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(result.saved_ids), timeout=TIMEOUT)
+    window.show_screen("lesions")
+    qtbot.waitUntil(lambda: len(timeline.timeline) == 2, timeout=TIMEOUT)
+    timeline.table.selectRow(0)
+    timeline.table.selectRow(1)
+    qtbot.mouseClick(timeline.compare_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: timeline.comparison is not None, timeout=TIMEOUT * 3)
+    _settle(qtbot, window, SIZES[size_name])
+    _shoot(window, f"{language}-{size_name}{'-scaled' if SCALED else ''}-nurse-lesions-compare")
+    return [f"[{language} {size_name} lesions-compare] {c}" for c in clipped_widgets(window)]
+
+
 def _walk(qtbot, window, size_name: str, language: str, who: str) -> list[str]:
     problems: list[str] = []
     for screen_id in window.visible_screens():
@@ -75,8 +106,11 @@ def _check(qtbot, make_window, station, size_name: str, language: str) -> None:
         log_in(qtbot, window, who)
         if who == "nurse":
             open_visit(qtbot, window, "LAYOUT-001")
+            _follow_lesion(qtbot, window)
             _capture_one(qtbot, window)
         problems += _walk(qtbot, window, size_name, language, who)
+        if who == "nurse":
+            problems += _comparison(qtbot, window, size_name, language)
         window.logout()
         qtbot.waitUntil(lambda: window.ctx.session is None, timeout=TIMEOUT)
     problems = list(dict.fromkeys(problems))  # a header cut off on every screen is said once

@@ -143,7 +143,8 @@ def test_full_station_path(qtbot, make_window, ui_settings):
     review = window.screens["review"]
     qtbot.waitUntil(lambda: review.current is not None, timeout=TIMEOUT)
     assert review.current.capture.id == capture_id
-    assert review.diagnosis.currentData() == "nv"  # proposed: the operator's label
+    # nothing proposed: the dermatologist agrees or corrects explicitly (issue 19 point 9)
+    assert review.diagnosis.currentData() is None and not review.submit.isEnabled()
     review.diagnosis.setCurrentIndex(review.diagnosis.findData("mel"))
     qtbot.keyClicks(review.note, "irregular network on review")
     before = dt.datetime.now(dt.UTC)

@@ -114,8 +114,12 @@ def test_wrong_password_and_lockout_messages(qtbot, make_window, station):
                                      "session_timeout_minutes": 15.0,
                                      "min_password_length": 10})
     window = make_window(settings)
-    assert try_log_in(qtbot, window, "nurse", "wrong password!") == "Wrong username or password."
-    assert try_log_in(qtbot, window, "nurse", "wrong password!") == "Wrong username or password."
+    assert try_log_in(qtbot, window, "nurse", "wrong password!") == (
+        "Wrong username or password. 2 attempts left before this account is locked for "
+        "15 minutes.")
+    assert try_log_in(qtbot, window, "nurse", "wrong password!") == (
+        "Wrong username or password. 1 attempt left before this account is locked for "
+        "15 minutes.")
     message = try_log_in(qtbot, window, "nurse", "wrong password!")
     assert message.startswith("Account locked until")
     assert try_log_in(qtbot, window, "nurse", PASSWORD).startswith("Account locked until")

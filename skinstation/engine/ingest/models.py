@@ -12,7 +12,9 @@ from enum import StrEnum
 
 from sqlalchemy import (
     CheckConstraint,
+    Float,
     ForeignKey,
+    Index,
     String,
     UniqueConstraint,
 )
@@ -68,11 +70,13 @@ class Capture(Base):
     ``source`` says where it came from: a station (``station_id``, ``session_id`` and the
     session's patient) or a provider's consented API call (``provider_id``, the provider's
     pseudonymous ``end_user_ref``; ``device_id``, ``access_time`` and ``received_at`` hold the
-    terminal, access and upload times). Review and retraining treat both alike.
+    terminal, access and upload times). Review and retraining treat both alike. ``lesion_*``:
+    the station's lesion the capture shows (uid and body-map placement), or NULLs.
     """
 
     __tablename__ = "captures"
     __table_args__ = (
+        Index("ix_captures_station_id_lesion_uid", "station_id", "lesion_uid"),
         CheckConstraint(
             "(source = 'station' AND station_id IS NOT NULL AND session_id IS NOT NULL "
             "AND provider_id IS NULL AND end_user_ref IS NULL) OR "
@@ -111,6 +115,13 @@ class Capture(Base):
     original_label_author: Mapped[str | None] = mapped_column(String(64))
     original_label_note: Mapped[str | None] = mapped_column(
         EncryptedText(ENGINE_KEYS, "captures.original_label_note"))
+    # The station's lesion (migration 0007): its uid and body-map placement, or NULLs.
+    lesion_uid: Mapped[str | None] = mapped_column(String(36))
+    lesion_body_site: Mapped[str | None] = mapped_column(String(64))
+    lesion_view: Mapped[str | None] = mapped_column(String(8))
+    lesion_side: Mapped[str | None] = mapped_column(String(8))
+    lesion_x: Mapped[float | None] = mapped_column(Float)
+    lesion_y: Mapped[float | None] = mapped_column(Float)
 
 
 class CapturePrediction(PredictionColumns, Base):

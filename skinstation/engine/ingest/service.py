@@ -17,6 +17,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -220,6 +221,7 @@ def _insert(session: Session, station: StationPrincipal, metadata: CaptureMetada
         original_label=None if original is None else original.code,
         original_label_author=None if original is None else original.author,
         original_label_note=None if original is None else original.note,
+        **_lesion_columns(metadata),
     )
     session.add(capture)
     session.flush()
@@ -235,6 +237,16 @@ def _insert(session: Session, station: StationPrincipal, metadata: CaptureMetada
         previous = _station_review(session, capture, station, label, previous)
     session.flush()
     return capture
+
+
+def _lesion_columns(metadata: CaptureMetadata) -> dict[str, Any]:
+    """The capture's lesion columns (all None for a capture of no lesion)."""
+    lesion = metadata.lesion
+    if lesion is None:
+        return {}
+    return {"lesion_uid": lesion.uid, "lesion_body_site": lesion.body_site,
+            "lesion_view": lesion.view, "lesion_side": lesion.side, "lesion_x": lesion.x,
+            "lesion_y": lesion.y}
 
 
 def _station_review(session: Session, capture: Capture, station: StationPrincipal,

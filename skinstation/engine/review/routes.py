@@ -46,7 +46,7 @@ def queue(account: Account, db: Db, limit: Limit = 200) -> list[QueueItemOut]:
 
 @router.get("/review/captures/{capture_id}", responses={**ACCOUNT_AUTH_ERRORS, **NO_CAPTURE})
 def details(capture_id: RowId, account: Account, db: Db) -> dict[str, Any]:
-    """A case: capture, predictions, original label, reviews and final label (audited)."""
+    """A case: capture, predictions, labels, reviews, final label, lesion history (audited)."""
     return review.capture_details(db, account, capture_id)
 
 

@@ -23,6 +23,32 @@ class StationReviewOut(BaseModel):
     reviewed_at: datetime
 
 
+class LesionCaptureOut(BaseModel):
+    """One capture of a lesion, in the lesion's history."""
+
+    capture_id: int
+    uid: str
+    capture_time: datetime
+    band: str
+    decision: str | None
+    referral: bool | None
+    final_label: str | None = Field(description="latest engine review, else the original label")
+    review_status: Literal["confirmed", "unreviewed"]
+    current: bool = Field(description="true for the case being looked at")
+
+
+class LesionOut(BaseModel):
+    """The station's lesion a case shows, with every capture of it from that station."""
+
+    uid: str
+    body_site: str | None
+    view: str | None
+    side: str | None
+    x: float | None
+    y: float | None
+    captures: list[LesionCaptureOut] = Field(description="oldest first, this case included")
+
+
 class QueueItemOut(BaseModel):
     """One case waiting for review."""
 
@@ -42,6 +68,8 @@ class QueueItemOut(BaseModel):
     source: str = Field(default="station", description="'station' or 'provider'")
     station_review: StationReviewOut | None = Field(
         default=None, description="the station's latest review, awaiting confirmation here")
+    lesion: LesionOut | None = Field(
+        default=None, description="the lesion it shows and that lesion's history, if any")
 
 
 class ReviewRequest(_In):

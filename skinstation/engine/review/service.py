@@ -29,6 +29,7 @@ from skinstation.engine.ingest.models import (
     Patient,
 )
 from skinstation.engine.providers.models import Provider
+from skinstation.engine.review.lesions import lesion_histories
 from skinstation.engine.review.models import ORIGIN_ENGINE, ORIGIN_STATION, Review, ReviewAction
 from skinstation.engine.review.schemas import QueueItemOut, StationReviewOut
 from skinstation.engine.stations.models import Station
@@ -92,6 +93,7 @@ def review_queue(db: EngineDatabase, principal: AccountPrincipal,
         items = []
         rows = list(session.execute(_queue_select().limit(limit)))
         proposals = _station_proposals(session, [row[0].id for row in rows])
+        lesions = lesion_histories(session, [row[0] for row in rows])
         for capture, station, pseudonym, prediction, urgent in rows:
             items.append(QueueItemOut(
                 capture_id=capture.id, uid=capture.uid, station=station,
@@ -104,7 +106,8 @@ def review_queue(db: EngineDatabase, principal: AccountPrincipal,
                 group_probabilities=(
                     {} if prediction is None else dict(prediction.group_probabilities)),
                 original_label=capture.original_label, urgent=bool(urgent),
-                source=capture.source, station_review=proposals.get(capture.id)))
+                source=capture.source, station_review=proposals.get(capture.id),
+                lesion=lesions.get(capture.id)))
         audit.record(session, principal.actor, "review_queue.viewed", None, None,
                      {"rows": len(items)})
         return items
@@ -117,7 +120,8 @@ def capture_details(db: EngineDatabase, principal: AccountPrincipal,
     ``final_label`` is the latest engine review's code (the original label while there is
     none); ``review_status`` is ``confirmed`` (an engine review exists),
     ``awaiting_confirmation`` (only a station's review, shown as ``station_proposal``) or
-    ``unreviewed``.
+    ``unreviewed``. ``lesion``: the station's lesion the case shows, with every capture of
+    it from that station oldest first (this one marked ``current``), or None.
     """
     principal.require(AccountRole.DERMATOLOGIST, AccountRole.ADMIN)
     with db.transaction() as session:
@@ -135,6 +139,7 @@ def capture_details(db: EngineDatabase, principal: AccountPrincipal,
         status = ("confirmed" if final else "awaiting_confirmation" if proposed
                   else "unreviewed")
         audit.record(session, principal.actor, "capture.viewed", "capture", capture_id)
+        lesion = lesion_histories(session, [capture]).get(capture.id)
         return {
             "capture_id": capture.id, "uid": capture.uid, "source": capture.source,
             "station": station.name if station else None,
@@ -157,6 +162,7 @@ def capture_details(db: EngineDatabase, principal: AccountPrincipal,
             "station_proposal": proposed[-1].code if proposed and not final else None,
             "reviews": [r.model_dump() | {"reviewed_at": r.reviewed_at.isoformat()}
                         for r in reviews],
+            "lesion": None if lesion is None else lesion.model_dump(mode="json"),
         }
 
 

@@ -19,6 +19,7 @@ from skinstation.engine.accounts.service import AccountPrincipal
 from skinstation.engine.deps import Db, RowId
 from skinstation.engine.errors import EngineError, UnauthorizedError
 from skinstation.engine.review import service as review
+from skinstation.engine.review.schemas import LesionOut
 from skinstation.inference.taxonomy import load_taxonomy
 
 router = APIRouter(prefix="/review", include_in_schema=False)
@@ -72,12 +73,13 @@ def queue_page(request: Request, db: Db) -> Response:
                     f"<br><em>reviewed at station, awaiting confirmation: "
                     f"{escape(proposal.code)} ({escape(proposal.reviewer)})</em>")
         groups = ", ".join(f"{escape(g)} {p:.2f}" for g, p in item.group_probabilities.items())
+        history = _lesion_history(item.lesion)
         rows.append(
             f"<tr class='{'urgent' if item.urgent else ''}'>"
             f"<td><img alt='capture {item.capture_id}' src='/review/image/{item.capture_id}'></td>"
             f"<td>{escape(item.station)} / {escape(item.pseudonym)}<br>"
             f"{escape(item.body_site)}, {escape(item.band)}<br>"
-            f"{item.capture_time:%Y-%m-%d %H:%M} UTC</td>"
+            f"{item.capture_time:%Y-%m-%d %H:%M} UTC{history}</td>"
             f"<td>{escape(item.decision or '-')}{' (referral)' if item.referral else ''}"
             f"<br>{groups}</td><td>{escape(item.original_label or '-')}{proposed}</td>"
             f"<td><form method='post' action='/review/{item.capture_id}'>"
@@ -91,6 +93,20 @@ def queue_page(request: Request, db: Db) -> Response:
               "<form method='post' action='/review/logout' style='display:inline'>"
               "<button>Log out</button></form></p>")
     return _page("SkinStation review queue", header + table)
+
+
+def _lesion_history(lesion: LesionOut | None) -> str:
+    """The case's lesion and its captures (oldest first), for the queue's case cell."""
+    if lesion is None:
+        return ""
+    entries = "".join(
+        f"<li{' class=current' if c.current else ''}>{c.capture_time:%Y-%m-%d} "
+        f"{escape(c.decision or '-')}{' (referral)' if c.referral else ''} → "
+        f"{escape(c.final_label or '-')} ({escape(c.review_status)})"
+        f"{' — this case' if c.current else ''}</li>" for c in lesion.captures)
+    where = ", ".join(escape(p) for p in (lesion.body_site, lesion.view, lesion.side) if p)
+    return (f"<div class='lesion'>Lesion history ({where}), {len(lesion.captures)} "
+            f"capture(s):<ol>{entries}</ol></div>")
 
 
 @router.post("/login")

@@ -27,8 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from skinstation.camera import BandFrame, Frame, QualityReport
+from skinstation.services.capture import classification_band
+from skinstation.services.quality_text import quality_reason, quality_reasons
 from skinstation.ui.camera_worker import SourceInfo
 from skinstation.ui.context import StationContext, effective_camera_settings
+from skinstation.ui.errors import detail_of
 from skinstation.ui.screens.base import Screen
 from skinstation.ui.screens.capture_guard import (
     ConfirmReplace,
@@ -101,8 +104,9 @@ class CaptureScreen(Screen):
         self.band_group.setExclusive(True)
         self.band_group.buttonClicked.connect(self._band_clicked)
         self.band_buttons: dict[str, QPushButton] = {}
-        self.sequence_button = make_button("sequenceButton", "", self)
+        self.sequence_button = make_button("sequenceButton", "", self.band_box)
         self.sequence_button.clicked.connect(self.capture_sequence)
+        self.band_layout.addWidget(self.sequence_button, 0, 0, 1, 2)  # after the bands (_opened)
         self.quality_box = QGroupBox(self)
         quality_grid = QGridLayout(self.quality_box)
         self.quality_labels: dict[str, QLabel] = {}
@@ -134,7 +138,6 @@ class CaptureScreen(Screen):
 
         controls = QVBoxLayout()
         controls.addWidget(self.band_box)
-        controls.addWidget(self.sequence_button)
         controls.addWidget(self.quality_box)
         controls.addWidget(self.quality_summary)
         controls.addStretch(1)
@@ -213,12 +216,15 @@ class CaptureScreen(Screen):
             text, kind = tr("ui.capture.source_simulator", folder=folder), "warning"
         else:
             text, kind = tr("ui.capture.source_synthetic"), "error"
+        name = tr(info.light_text[0], **info.light_text[1]) if info.light_text[0] else info.light
         if not info.light:
-            light = tr("ui.capture.light_error", detail=info.light_error)
+            detail = (detail_of(info.light_failure, tr) if info.light_failure is not None
+                      else info.light_error)
+            light = tr("ui.capture.light_error", detail=detail)
         elif info.light_simulated:
-            light = tr("ui.capture.light_simulated", light=info.light)
+            light = tr("ui.capture.light_simulated", light=name)
         else:
-            light = tr("ui.capture.light", light=info.light)
+            light = tr("ui.capture.light", light=name)
         self._set_status(f"{text}\n{light}", kind)
         for name, button in self.band_buttons.items():
             set_button_text(button, tr(f"ui.band.{name}"))
@@ -239,7 +245,7 @@ class CaptureScreen(Screen):
             site = tr(f"ui.site.{visit.body_site}") if visit.body_site else tr(
                 "ui.capture.no_site")
             self.visit_status.setText(tr("ui.capture.visit", pseudonym=visit.patient.pseudonym,
-                                         visit=visit.visit.id, site=site))
+                                         visit=visit.visit.number, site=site))
         ready = (visit is not None and bool(visit.body_site) and self.source is not None
                  and not self.camera_error and not self.busy)
         self.capture_button.setEnabled(ready)
@@ -284,6 +290,10 @@ class CaptureScreen(Screen):
             self.band_group.addButton(button)
             self.band_layout.addWidget(button, index // 2, index % 2)
             self.band_buttons[name] = button
+        # the sequence button takes the odd band's empty cell (a row less: fits 1024×700)
+        count = len(info.bands)
+        self.band_layout.removeWidget(self.sequence_button)
+        self.band_layout.addWidget(self.sequence_button, count // 2, count % 2, 1, 2 - count % 2)
         if info.band:
             self._band_changed(info.band)
         self._show_source()
@@ -311,7 +321,7 @@ class CaptureScreen(Screen):
                 passed = report[name].passed
                 label.setText(f"{'✓' if passed else '✗'}  {title}")
                 label.setProperty("ok", "yes" if passed else "no")
-                label.setToolTip(report[name].reason)
+                label.setToolTip(quality_reason(tr, report[name]))
             label.setAccessibleName(label.text())
             label.style().unpolish(label)
             label.style().polish(label)
@@ -320,7 +330,8 @@ class CaptureScreen(Screen):
         elif report.passed:
             self.quality_summary.setText(tr("ui.quality.good"))
         else:
-            self.quality_summary.setText(tr("ui.quality.check") + "\n" + "\n".join(report.reasons))
+            self.quality_summary.setText(
+                "\n".join([tr("ui.quality.check"), *quality_reasons(tr, report)]))
 
     # -- light and capture ----------------------------------------------------------------
 
@@ -381,7 +392,8 @@ class CaptureScreen(Screen):
         self.busy = False
         self.message.clear_message()
         self._update_state()
-        main = next((bf for bf in stack if bf.band.name == "white"), stack[0])
+        chosen = classification_band([bf.band.name for bf in stack])  # white light first
+        main = next((bf for bf in stack if bf.band.name == chosen), stack[0])
         self.taken.emit(CaptureTaken(main.frame, main.band.name, requested_at, tuple(stack)))
 
     def _failed(self, kind: str, error: BaseException) -> None:

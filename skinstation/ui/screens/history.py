@@ -1,12 +1,18 @@
-"""History: captures by patient, date, decision and review state; open one; compare two."""
+"""History: captures by patient, date, decision and review state; open one; compare two.
+
+One line per capture action: a multispectral sequence is one line (its white frame's image
+and decision, its bands listed) that opens to every frame. Suspected skin cancer and
+referrals are highlighted by colour AND a symbol (with a legend), never colour alone.
+Visit numbers count each patient's own visits (1, 2, 3...), from storage.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -16,43 +22,35 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QStackedWidget,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from skinstation.services.history import HistoryEntry, group_history
 from skinstation.services.station import CaptureDetail
 from skinstation.storage import CaptureSummary, ReviewState
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
-from skinstation.ui.widgets.capture_view import CaptureView, local_time
+from skinstation.ui.widgets.capture_view import CaptureView
 from skinstation.ui.widgets.common import (
     MessageBar,
     heading,
     make_button,
     name_control,
     set_button_text,
-    text_or,
 )
 from skinstation.ui.widgets.compare import CompareView
+from skinstation.ui.widgets.history_lines import (
+    COLUMNS,
+    decision_words,
+    legend_text,
+    line_items,
+)
 from skinstation.ui.workers import to_qimage
 
-DECISION_SYMBOLS = {"skin_cancer": "▲", "indeterminate": "◆", "other_disease": "■",
-                    "benign": "●", "not_assessable": "○"}
 PERIODS = (("all", None), ("today", 0), ("week", 7), ("month", 30), ("year", 365))
 DECISIONS = ("skin_cancer", "indeterminate", "other_disease", "benign", "not_assessable")
 THUMBNAILS = 40
-COLUMNS = ("thumbnail", "time", "patient", "visit", "site", "band", "decision", "review",
-           "label")
-
-
-def decision_words(tr: Callable[..., str], decision: str | None,
-                   referral: bool | None = None) -> str:
-    """Symbol and words of a decision (and the referral flag, shortened) for lists."""
-    if not decision:
-        return tr("ui.history.no_prediction")
-    words = f"{DECISION_SYMBOLS.get(decision, '')} {tr(f'decision.{decision}')}"
-    return words + (f" · ▲ {tr('ui.history.referral')}" if referral else "")
 
 
 class HistoryScreen(Screen):
@@ -64,6 +62,13 @@ class HistoryScreen(Screen):
     def __init__(self, ctx: StationContext, parent: QWidget | None = None) -> None:
         super().__init__(ctx, parent)
         self.rows: list[CaptureSummary] = []
+        """Every capture listed (each band frame of a sequence is a row here)."""
+        self.entries: list[HistoryEntry] = []
+        """One per capture action: a sequence's frames are one entry."""
+        self.expanded: set[int] = set()
+        """Main capture ids of the sequences shown with all their frames."""
+        self.lines: list[tuple[HistoryEntry, CaptureSummary]] = []
+        """What each table row shows: its entry and the capture of that row."""
         self.names: Mapping[int, str] = {}
         self.thumbs: dict[int, QPixmap] = {}
         self.title = heading("historyTitle", self)
@@ -101,6 +106,11 @@ class HistoryScreen(Screen):
         self.open_button.clicked.connect(self.open_selected)
         self.compare_button = make_button("historyCompare", "", self)
         self.compare_button.clicked.connect(self.compare_selected)
+        self.frames_button = make_button("historyFrames", "", self)
+        self.frames_button.clicked.connect(self.toggle_selected_frames)
+        self.legend = QLabel(self)
+        self.legend.setObjectName("historyLegend")
+        self.legend.setWordWrap(True)
         self.back_button = make_button("historyBack", "", self)
         self.back_button.clicked.connect(self.show_list)
         self.count = QLabel(self)
@@ -118,8 +128,10 @@ class HistoryScreen(Screen):
         list_layout.setContentsMargins(0, 0, 0, 0)
         list_layout.addLayout(filters)
         list_layout.addWidget(self.table, 1)
+        list_layout.addWidget(self.legend)
         actions = QHBoxLayout()
         actions.addWidget(self.count, 1)
+        actions.addWidget(self.frames_button)
         actions.addWidget(self.open_button)
         actions.addWidget(self.compare_button)
         list_layout.addLayout(actions)
@@ -159,6 +171,8 @@ class HistoryScreen(Screen):
         set_button_text(self.compare_button, tr("ui.history.compare"),
                         tr("ui.history.compare_help"))
         set_button_text(self.back_button, tr("ui.history.back"))
+        self.legend.setText(legend_text(tr))
+        self._update_frames_button()
         self.table.setHorizontalHeaderLabels([tr(f"ui.history.col.{c}") for c in COLUMNS])
         name_control(self.table, tr("ui.history.title"))
         self._fill_table()
@@ -207,8 +221,14 @@ class HistoryScreen(Screen):
 
     def _loaded(self, result: tuple[list[CaptureSummary], dict[int, str]]) -> None:
         self.rows, self.names = result
+        self.entries = group_history(self.rows)
         self._fill_table()
-        missing = [r.capture_id for r in self.rows[:THUMBNAILS] if r.capture_id not in self.thumbs]
+        self._load_thumbnails()
+
+    def _load_thumbnails(self) -> None:
+        """Fetch the images of the first lines (a sequence: its main frame) not yet loaded."""
+        wanted = [capture.capture_id for _entry, capture in self.lines[:THUMBNAILS]]
+        missing = [i for i in wanted if i not in self.thumbs]
         if missing and self.ctx.service is not None and self.ctx.session is not None:
             service, session = self.ctx.service, self.ctx.session
             self.ctx.run_data(lambda: service.thumbnails(session, missing), self._thumbnails,
@@ -220,48 +240,77 @@ class HistoryScreen(Screen):
         self._fill_table()
 
     def _fill_table(self) -> None:
-        tr = self.ctx.tr
-        self.table.setRowCount(len(self.rows))
-        for row, summary in enumerate(self.rows):
-            thumb = QTableWidgetItem()
-            if summary.capture_id in self.thumbs:
-                thumb.setIcon(QIcon(self.thumbs[summary.capture_id]))
-            thumb.setData(Qt.ItemDataRole.UserRole, summary.capture_id)
-            thumb.setText(f"#{summary.capture_id}")
-            label = (f"{tr(f'class.{summary.final_label}')} ({summary.final_label})"
-                     if summary.final_label else "—")
-            cells = [thumb, local_time(summary.capture_time), summary.pseudonym,
-                     str(summary.visit_id),
-                     text_or(tr, f"ui.site.{summary.body_site}", summary.body_site),
-                     text_or(tr, f"ui.band.{summary.band}", summary.band),
-                     decision_words(tr, summary.decision, summary.referral),
-                     tr(f"ui.review_state.{summary.review_state.value}"), label]
-            for column, cell in enumerate(cells):
-                item = cell if isinstance(cell, QTableWidgetItem) else QTableWidgetItem(cell)
+        selected = set(self.selected_ids())
+        self.lines = []
+        for entry in self.entries:
+            self.lines.append((entry, entry.main))
+            if entry.main.capture_id in self.expanded:
+                self.lines += [(entry, f) for f in entry.frames if f is not entry.main]
+        self.table.setRowCount(len(self.lines))
+        for row, (entry, summary) in enumerate(self.lines):
+            items = line_items(self.ctx.tr, entry, summary, expanded=self.expanded,
+                               thumbs=self.thumbs)
+            for column, item in enumerate(items):
                 self.table.setItem(row, column, item)
-        self.count.setText(tr("ui.history.count", count=len(self.rows)))
+        self.count.setText(self.ctx.tr("ui.history.count", count=len(self.entries)))
+        if selected:
+            self.select_ids(sorted(selected))
+        self._update_frames_button()
 
     # -- selection, detail, compare -------------------------------------------------------
 
     def selected_ids(self) -> list[int]:
-        """Capture ids of the selected rows, in table order."""
+        """Capture ids of the selected lines (a sequence line: its main frame), table order."""
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        return [self.rows[r].capture_id for r in rows if r < len(self.rows)]
+        return [self.lines[r][1].capture_id for r in rows if r < len(self.lines)]
 
     def _selection_changed(self) -> None:
         count = len(self.selected_ids())
         self.open_button.setEnabled(count == 1)
         self.compare_button.setEnabled(count == 2)
+        self._update_frames_button()
 
     def select_ids(self, capture_ids: list[int]) -> None:
-        """Select the rows of ``capture_ids`` (keyboard users and tests)."""
+        """Select the lines of ``capture_ids`` (keyboard users and tests)."""
         self.table.clearSelection()
         mode = self.table.selectionMode()
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        for row, summary in enumerate(self.rows):
+        for row, (_entry, summary) in enumerate(self.lines):
             if summary.capture_id in capture_ids:
                 self.table.selectRow(row)
         self.table.setSelectionMode(mode)
+
+    def _selected_sequence(self) -> HistoryEntry | None:
+        """The one selected line's sequence, if it is the main line of one."""
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return None
+        return next((e for e in self.entries if e.is_sequence and e.main.capture_id == ids[0]),
+                    None)
+
+    def _update_frames_button(self) -> None:
+        entry = self._selected_sequence()
+        shown = entry is not None and entry.main.capture_id in self.expanded
+        key = "ui.history.hide_frames" if shown else "ui.history.show_frames"
+        set_button_text(self.frames_button, self.ctx.tr(key),
+                        self.ctx.tr("ui.history.frames_help"))
+        self.frames_button.setEnabled(entry is not None)
+
+    def toggle_frames(self, capture_id: int) -> None:
+        """Show (or hide again) every frame of the sequence whose main capture is this."""
+        if capture_id in self.expanded:
+            self.expanded.discard(capture_id)
+        else:
+            self.expanded.add(capture_id)
+        self._fill_table()
+        self.select_ids([capture_id])
+        self._load_thumbnails()
+
+    def toggle_selected_frames(self) -> None:
+        """Show or hide the frames of the selected sequence."""
+        entry = self._selected_sequence()
+        if entry is not None:
+            self.toggle_frames(entry.main.capture_id)
 
     def open_selected(self) -> None:
         """Open the selected capture."""
@@ -309,6 +358,7 @@ class HistoryScreen(Screen):
     def reset(self) -> None:
         """Forget every row, thumbnail and detail."""
         self.rows, self.names, self.thumbs = [], {}, {}
+        self.entries, self.lines, self.expanded = [], [], set()
         self.patient_filter.clear()
         self.detail.show_detail(None)
         self.compare.details = None

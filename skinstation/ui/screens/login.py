@@ -5,9 +5,14 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from skinstation.auth import Session
+from skinstation.auth import AuthError, Session
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
+from skinstation.ui.screens.password_dialog import (
+    ChangePasswordDialog,
+    auth_message,
+    returning_refusal,
+)
 from skinstation.ui.widgets.common import (
     MessageBar,
     heading,
@@ -19,6 +24,11 @@ from skinstation.ui.widgets.common import (
 
 class LoginScreen(Screen):
     """Operator and password; on a fresh station, the first administrator's account instead.
+
+    A refused login says why in the current language: a wrong password how many more lock the
+    account, a locked one until when (and that an administrator can unlock it). After an
+    administrator's reset the operator must choose a new password (:attr:`password_dialog`)
+    before the session is let through.
 
     Signals:
         logged_in: A session was opened (the window then shows the operator's screens).
@@ -33,6 +43,7 @@ class LoginScreen(Screen):
         self.first_run = False
         self.ready = False
         self.locked_message = ""
+        self.password_dialog: ChangePasswordDialog | None = None
         self.title = heading("loginTitle", self)
         self.intro = QLabel(self)
         self.intro.setObjectName("loginIntro")
@@ -174,15 +185,44 @@ class LoginScreen(Screen):
             job = login
         self.submit.setEnabled(False)
         self.message.show_message(tr("ui.login.checking"), "info")
-        self.ctx.run_data(job, self._done, self._failed)
+        self.ctx.run_data(returning_refusal(job), self._done, self._failed)
 
-    def _done(self, session: Session) -> None:
+    def _done(self, result: Session | AuthError) -> None:
+        if isinstance(result, AuthError):
+            self._failed(auth_message(result, self.ctx.tr))
+            return
         self.password.clear()
         self.confirm.clear()
         self.message.clear_message()
         self.first_run = False
         self._apply_mode()
+        if result.must_change_password:
+            self._require_new_password(result)
+            return
+        self.logged_in.emit(result)
+
+    def _require_new_password(self, session: Session) -> None:
+        """The password was reset: the session goes through only once a new one is set."""
+        dialog = ChangePasswordDialog(self.ctx, session, forced=True, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.changed.connect(lambda: self._new_password_set(session))
+        dialog.rejected.connect(lambda: self._new_password_refused(session))
+        self.password_dialog = dialog
+        self.submit.setEnabled(False)
+        dialog.open()
+
+    def _new_password_set(self, session: Session) -> None:
+        self.password_dialog = None
+        self.submit.setEnabled(self.ready)
         self.logged_in.emit(session)
+
+    def _new_password_refused(self, session: Session) -> None:
+        self.password_dialog = None
+        self.submit.setEnabled(self.ready)
+        service = self.ctx.require_service()
+        self.ctx.run_data(lambda: service.logout(session))
+        self.message.show_message(self.ctx.tr("ui.password.cancelled"), "warning")
+        self.password.setFocus()
 
     def _failed(self, message: str) -> None:
         self.password.clear()

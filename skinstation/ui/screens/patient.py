@@ -27,6 +27,7 @@ from skinstation.core.pseudonyms import PseudonymError, check_pseudonym
 from skinstation.storage import Patient, Visit
 from skinstation.ui.context import StationContext, VisitState
 from skinstation.ui.screens.base import Screen
+from skinstation.ui.screens.lesion_picker import LesionPicker
 from skinstation.ui.widgets.common import (
     MessageBar,
     heading,
@@ -85,7 +86,14 @@ class PatientScreen(Screen):
         self.site_group.setExclusive(True)
         self.site_buttons: dict[str, QPushButton] = {}
         self.region_labels: dict[str, QLabel] = {}
-        grid = QGridLayout(self.site_box)
+        self.lesion_picker = LesionPicker(ctx, self.site_box)
+        self.lesion_picker.site_picked.connect(self.select_site)
+        self.lesion_picker.failed.connect(self._failed)
+        self.body_map = self.lesion_picker.body_map
+        sites_row = QHBoxLayout(self.site_box)
+        grid = QGridLayout()
+        sites_row.addLayout(grid, 1)
+        sites_row.addWidget(self.body_map)
         for row, (region, sites) in enumerate(BODY_REGIONS):
             label = QLabel(self.site_box)
             label.setProperty("class", "subheading")
@@ -99,6 +107,8 @@ class PatientScreen(Screen):
                 self.site_buttons[site] = button
                 grid.addWidget(button, row, column)
         self.site_group.buttonClicked.connect(self._site_chosen)
+        self.patients_button = make_button("patientList", "", self)
+        self.patients_button.clicked.connect(lambda: self.navigate.emit("patients"))
         self.capture_button = make_button("goCapture", "primary", self)
         self.capture_button.clicked.connect(lambda: self.navigate.emit("capture"))
         self.message = MessageBar("patientMessage", self)
@@ -108,6 +118,7 @@ class PatientScreen(Screen):
         find_row.addWidget(self.pseudonym, 1)
         find_row.addWidget(self.find_button)
         find_row.addWidget(self.create_button)
+        find_row.addWidget(self.patients_button)
         visit_row = QHBoxLayout()
         visit_row.addWidget(self.start_button)
         visit_row.addWidget(self.close_button)
@@ -118,6 +129,7 @@ class PatientScreen(Screen):
         layout.addWidget(self.patient_status)
         layout.addLayout(visit_row)
         layout.addWidget(self.site_box)
+        layout.addLayout(self.lesion_picker.row)
         layout.addWidget(self.capture_button)
         layout.addWidget(self.message)
         layout.addStretch(1)
@@ -135,6 +147,8 @@ class PatientScreen(Screen):
         set_button_text(self.start_button, tr("ui.patient.start_visit"))
         set_button_text(self.close_button, tr("ui.patient.close_visit"))
         set_button_text(self.capture_button, tr("ui.patient.go_capture"))
+        set_button_text(self.patients_button, tr("ui.patients.open"), tr("ui.patients.open_help"))
+        self.lesion_picker.retranslate()
         self.site_box.setTitle(tr("ui.patient.body_site"))
         for region, label in self.region_labels.items():
             label.setText(tr(f"ui.region.{region}"))
@@ -146,7 +160,7 @@ class PatientScreen(Screen):
         tr, visit = self.ctx.tr, self.ctx.visit
         if visit is not None:
             status = tr("ui.patient.visit_open", pseudonym=visit.patient.pseudonym,
-                        visit=visit.visit.id)
+                        visit=visit.visit.number)
         elif self.patient is not None:
             status = tr("ui.patient.created" if self.created else "ui.patient.found",
                         pseudonym=self.patient.pseudonym)
@@ -159,6 +173,7 @@ class PatientScreen(Screen):
         self.close_button.setEnabled(visit is not None)
         self.site_box.setEnabled(visit is not None)
         self.capture_button.setEnabled(visit is not None and bool(visit.body_site))
+        self.lesion_picker.update_state()
 
     # -- actions --------------------------------------------------------------------------
 
@@ -249,12 +264,14 @@ class PatientScreen(Screen):
         for button in self.site_buttons.values():
             button.setChecked(False)
         self.site_group.setExclusive(True)
+        self.lesion_picker.load(self.patient.id)
         self.message.show_message(self.ctx.tr("ui.patient.visit_started"), "success")
         self._update_state()
 
     def _site_chosen(self, button: QPushButton) -> None:
         if self.ctx.visit is not None:
             self.ctx.visit.body_site = str(button.property("site"))
+            self.lesion_picker.show_site(self.ctx.visit.body_site)
             self.ctx.visit_changed.emit(self.ctx.visit)
         self._update_state()
 
@@ -274,6 +291,7 @@ class PatientScreen(Screen):
 
     def _visit_closed(self, _visit: Visit) -> None:
         self.ctx.set_visit(None)
+        self.lesion_picker.load(None)
         self.patient, self.created = None, False
         self.pseudonym.clear()
         self.message.show_message(self.ctx.tr("ui.patient.visit_closed"), "success")
@@ -291,9 +309,15 @@ class PatientScreen(Screen):
         if self.ctx.visit is None:
             self.pseudonym.setFocus()
 
+    def open_patient(self, pseudonym: str) -> None:
+        """Look up ``pseudonym`` as typed and found (the patient list's "Open")."""
+        self.pseudonym.setText(pseudonym)
+        self._find()
+
     def reset(self) -> None:
         """Forget the patient."""
         self.patient, self.created = None, False
+        self.lesion_picker.load(None)
         self._set_pending(None)
         self.pseudonym.clear()
         self.message.clear_message()

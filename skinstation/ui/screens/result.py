@@ -1,7 +1,13 @@
-"""Result: the capture, an optional heatmap, the decision and probabilities; label and save."""
+"""Result: the capture, an optional heatmap, the decision and probabilities; label and save.
+
+The screen shows the band of the capture; a capture in a band other than white light is not
+classified (the rule is :mod:`skinstation.services.capture`'s) and the screen says why. The
+operator's label choices are the model's own classes (``ModelManager.class_codes``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -20,6 +26,8 @@ from PySide6.QtWidgets import (
 from skinstation.inference.heatmap import Explanation
 from skinstation.services import capture as capture_case
 from skinstation.services.capture import CaptureAnalysis, CaptureSaved
+from skinstation.services.result_text import band_text, quality_text, unclassified_texts
+from skinstation.storage import Visit
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
 from skinstation.ui.screens.capture import CaptureTaken
@@ -31,10 +39,10 @@ from skinstation.ui.widgets.common import (
     set_button_text,
     text_or,
 )
+from skinstation.ui.widgets.heatmap_legend import HeatmapControls
 from skinstation.ui.widgets.image_view import ImageView
 from skinstation.ui.widgets.prediction_panel import PredictionPanel, PredictionView
-
-CLASS_CODES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+from skinstation.ui.widgets.wheel_guard import guard_wheel
 
 Outcome = CaptureAnalysis
 """What the model thread found for one capture (see :class:`CaptureAnalysis`)."""
@@ -68,10 +76,17 @@ class ResultScreen(Screen):
         self.heatmap_button = make_button("heatmapButton", "", self)
         self.heatmap_button.setCheckable(True)
         self.heatmap_button.toggled.connect(self._toggle_heatmap)
+        self.heatmap_controls = HeatmapControls(ctx.tr, self)
+        self.heatmap_controls.setVisible(False)
+        self.heatmap_controls.opacity_changed.connect(lambda _: self._show_heatmap())
         self.bands = QHBoxLayout()
         self.band_views: list[ImageView] = []
         self.timing = QLabel(self)
         self.timing.setObjectName("resultTiming")
+        self.band_label = QLabel(self)
+        self.band_label.setObjectName("resultBand")
+        self.band_label.setProperty("class", "subheading")
+        self.band_label.setWordWrap(True)
         self.panel = PredictionPanel(ctx.tr, "result", self)
         self.quality = QLabel(self)
         self.quality.setObjectName("resultQuality")
@@ -82,6 +97,7 @@ class ResultScreen(Screen):
         self.label_combo = QComboBox(self)
         self.label_combo.setObjectName("operatorLabel")
         self.label_combo.setMinimumHeight(44)
+        guard_wheel(self.label_combo)
         self.note_title = QLabel(self)
         self.note = QLineEdit(self)
         self.note.setObjectName("operatorNote")
@@ -95,7 +111,7 @@ class ResultScreen(Screen):
 
         self.label_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.label_combo.setMinimumContentsLength(24)
+        self.label_combo.setMinimumContentsLength(14)  # leaves the note room at 1024 px
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
         top.addWidget(self.timing)
@@ -103,9 +119,11 @@ class ResultScreen(Screen):
         left.addWidget(self.image, 1)
         left.addLayout(self.bands)
         left.addWidget(self.heatmap_button)
+        left.addWidget(self.heatmap_controls)
         right_widget = QWidget(self)
         right = QVBoxLayout(right_widget)
         right.setContentsMargins(0, 0, 8, 0)
+        right.addWidget(self.band_label)
         right.addWidget(self.panel)
         right.addWidget(self.quality)
         right.addWidget(self.classify_anyway)
@@ -151,31 +169,46 @@ class ResultScreen(Screen):
         name_control(self.label_combo, tr("ui.result.label"))
         self.note_title.setText(tr("ui.result.note"))
         name_control(self.note, tr("ui.result.note"))
+        self._fill_labels()
+        self.heatmap_controls.retranslate()
+        self.panel.retranslate()
+        self._show_band()
+        self._show_unclassified()
+        self._show_quality()
+
+    def _fill_labels(self) -> None:
+        """The operator's choices: no label, then the model's classes (its taxonomy's)."""
+        tr, service = self.ctx.tr, self.ctx.service
+        codes = service.models.class_codes() if service is not None else ()
         current = self.label_combo.currentData()
         self.label_combo.clear()
         self.label_combo.addItem(tr("ui.result.no_label"), "")
-        for code in CLASS_CODES:
-            self.label_combo.addItem(f"{tr(f'class.{code}')} ({code})", code)
+        for code in codes:
+            self.label_combo.addItem(f"{text_or(tr, f'class.{code}', code)} ({code})", code)
         self.label_combo.setCurrentIndex(max(0, self.label_combo.findData(current or "")))
-        self.panel.retranslate()
-        self._show_quality()
+
+    def _show_band(self) -> None:
+        """Which light the capture was taken in (and, for a sequence, what is classified)."""
+        taken = self.taken
+        self.band_label.setText("" if taken is None else band_text(
+            self.ctx.tr, taken.band, len(taken.sequence or ())))
+
+    def _show_unclassified(self) -> None:
+        """The banner and guidance of an analysed capture that has no prediction."""
+        texts = None if self.outcome is None else unclassified_texts(self.ctx.tr, self.outcome)
+        if texts is not None:
+            self.panel.banner.set_decision("", texts[0])
+            self.panel.guidance.setText(texts[1])
 
     def _show_quality(self) -> None:
-        tr, outcome = self.ctx.tr, self.outcome
-        if outcome is None or outcome.model_error is not None:
-            self.quality.setText("")
-        elif outcome.quality.passed:
-            self.quality.setText(tr("ui.quality.good"))
-        else:
-            self.quality.setText(tr("ui.result.quality_failed") + "\n"
-                                 + "\n".join(outcome.quality.reasons))
+        self.quality.setText(quality_text(self.ctx.tr, self.outcome))
 
     def _update_state(self) -> None:
         has = self.taken is not None
         classified = self.outcome is not None and self.outcome.prediction is not None
         self.heatmap_button.setEnabled(classified and self.outcome.prediction.assessable)  # type: ignore[union-attr]
-        quality_failed = (self.outcome is not None and self.outcome.prediction is None
-                          and self.outcome.model_error is None)
+        quality_failed = (self.outcome is not None
+                          and self.outcome.not_classified == capture_case.NOT_CLASSIFIED_QUALITY)
         self.classify_anyway.setVisible(quality_failed)
         self.save_button.setEnabled(has and self.outcome is not None and not self.saved_ids)
 
@@ -186,6 +219,7 @@ class ResultScreen(Screen):
         self.taken, self.outcome, self.explanation, self.saved_ids = taken, None, None, []
         self.last_saved = None
         self.heatmap_button.setChecked(False)
+        self._fill_labels()  # the model (and so its classes) may have changed
         self.image.set_array(taken.frame.pixels)
         for view in self.band_views:
             view.deleteLater()
@@ -209,6 +243,7 @@ class ResultScreen(Screen):
         self.message.clear_message()
         if taken.frame.synthetic:
             self.message.show_message(self.ctx.tr("ui.result.synthetic"), "warning")
+        self._show_band()
         self._show_quality()
         self._update_state()
         self._analyse(force=False)
@@ -218,9 +253,9 @@ class ResultScreen(Screen):
         if taken is None:
             return
         service = self.ctx.require_service()
-        pixels = taken.frame.pixels
+        pixels, band = taken.frame.pixels, taken.band
         self.classify_anyway.setEnabled(False)
-        self.ctx.run_model(lambda: capture_case.analyse(service, pixels, force=force),
+        self.ctx.run_model(lambda: capture_case.analyse(service, pixels, band=band, force=force),
                            lambda outcome: self._analysed(taken, outcome),
                            self.message.error)
 
@@ -232,12 +267,11 @@ class ResultScreen(Screen):
         tr = self.ctx.tr
         if outcome.prediction is not None:
             self.panel.show_prediction(PredictionView.of(outcome.prediction))
-        elif outcome.model_error is not None:
-            self.panel.clear()
-            self.message.error(self.ctx.describe(outcome.model_error))
         else:
             self.panel.clear()
-            self.panel.banner.set_decision("", tr("ui.result.not_classified_quality"))
+            self._show_unclassified()
+        if outcome.model_error is not None:
+            self.message.error(self.ctx.describe(outcome.model_error))
         seconds = time.perf_counter() - taken.requested_at
         if outcome.prediction is not None and len(self.timings) < 10000:
             self.timings.append(seconds)
@@ -249,13 +283,14 @@ class ResultScreen(Screen):
     # -- heatmap --------------------------------------------------------------------------
 
     def _toggle_heatmap(self, on: bool) -> None:
+        self.heatmap_controls.setVisible(on and self.explanation is not None)
         if self.taken is None:
             return
         if not on:
             self.image.set_array(self.taken.frame.pixels)
             return
         if self.explanation is not None:
-            self.image.set_array(self.explanation.overlay())
+            self._show_heatmap()
             return
         service, taken = self.ctx.require_service(), self.taken
         self.message.show_message(self.ctx.tr("ui.result.heatmap_running"), "info")
@@ -267,13 +302,22 @@ class ResultScreen(Screen):
         if taken is not self.taken:
             return
         self.explanation = explanation
+        self.heatmap_controls.set_class(explanation.target_class)
         self.message.show_message(self.ctx.tr("ui.result.heatmap_note"), "info")
         if self.heatmap_button.isChecked():
-            self.image.set_array(explanation.overlay())
+            self.heatmap_controls.setVisible(True)
+            self._show_heatmap()
+
+    def _show_heatmap(self) -> None:
+        overlay = self.heatmap_image()
+        if overlay is not None and self.heatmap_button.isChecked():
+            self.image.set_array(overlay)
 
     def heatmap_image(self) -> np.ndarray | None:
-        """The overlay shown when the heatmap is on (None before it is computed)."""
-        return None if self.explanation is None else self.explanation.overlay()
+        """The overlay at the chosen opacity (None before the heatmap is computed)."""
+        if self.explanation is None:
+            return None
+        return self.explanation.overlay(self.heatmap_controls.opacity)
 
     # -- saving ---------------------------------------------------------------------------
 
@@ -288,6 +332,7 @@ class ResultScreen(Screen):
         service, session = self.ctx.require_service(), self.ctx.require_session()
         code, note = self.label_combo.currentData() or None, self.note.text()
         visit_id, site, access = visit.visit.id, visit.body_site, visit.access_time
+        lesion_id = visit.lesion_id
         sequence = ([(bf.band.name, bf.frame) for bf in taken.sequence]
                     if taken.sequence else None)
 
@@ -295,7 +340,7 @@ class ResultScreen(Screen):
             return capture_case.save(
                 service, session, visit_id, outcome, frame=taken.frame, band=taken.band,
                 body_site=site, access_time=access, sequence=sequence, diagnosis=code,
-                note=note)
+                note=note, lesion_id=lesion_id)
 
         self.save_button.setEnabled(False)
         self.message.show_message(self.ctx.tr("ui.result.saving"), "info")
@@ -303,9 +348,26 @@ class ResultScreen(Screen):
 
     def _saved(self, saved: CaptureSaved) -> None:
         self.last_saved, self.saved_ids = saved, list(saved.capture_ids)
+        self._follow_visit(saved.visit_id)
         self.message.show_message(self.saved_text(saved), "success")
         self._update_state()
         self.saved.emit(self.saved_ids)
+
+    def _follow_visit(self, visit_id: int | None) -> None:
+        """The visit was left open too long and closed: the capture opened a new one."""
+        visit = self.ctx.visit
+        if visit is None or visit_id is None or visit_id == visit.visit.id:
+            return
+        service, session = self.ctx.require_service(), self.ctx.require_session()
+
+        def moved(new_visit: Visit) -> None:
+            current = self.ctx.visit
+            if current is not None and current.visit.id == visit.visit.id:
+                # the same patient and lesion: not set_visit, which moves a simulator on
+                self.ctx.visit = dataclasses.replace(current, visit=new_visit)
+                self.ctx.visit_changed.emit(self.ctx.visit)
+
+        self.ctx.run_data(lambda: service.visit(session, visit_id), moved)
 
     def saved_text(self, saved: CaptureSaved) -> str:
         """The confirmation naming what was saved (captures, prediction, diagnosis, note)."""
@@ -339,6 +401,7 @@ class ResultScreen(Screen):
         self.panel.clear()
         self.message.clear_message()
         self.timing.setText("")
+        self._show_band()
         self._show_quality()
         self._update_state()
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from skinstation.services.model_text import metrics_lines
 from skinstation.services.models import ModelInfo
 from skinstation.settings import Settings
 from skinstation.ui.context import StationContext
@@ -34,6 +35,7 @@ from skinstation.ui.widgets.common import (
     make_button,
     name_control,
     set_button_text,
+    text_or,
 )
 from skinstation.ui.widgets.wheel_guard import guard_wheel_in
 
@@ -48,33 +50,6 @@ def _differs(current: Any, wanted: Any) -> bool:
     if isinstance(current, float) and isinstance(wanted, float):
         return round(current, 3) != round(wanted, 3)
     return bool(current != wanted)
-
-
-def metrics_lines(metrics: dict[str, Any], threshold: float | None) -> list[str]:
-    """The model card's headline figures, one line per evaluation set."""
-    lines = []
-    for name, values in metrics.items():
-        if not isinstance(values, dict):
-            continue
-        parts = [f"{values.get('images', '?')} images"]
-        if "balanced_accuracy" in values:
-            parts.append(f"balanced accuracy {values['balanced_accuracy']:.3f}")
-        triage = values.get("triage") or {}
-        if "cancer_auc" in triage:
-            parts.append(f"skin-cancer AUC {triage['cancer_auc']:.3f}")
-        referral = values.get("referral") or {}
-        if "sensitivity" in referral:
-            parts.append(f"referral sensitivity {referral['sensitivity']:.3f} / specificity "
-                         f"{referral.get('specificity', float('nan')):.3f}")
-        rule = values.get("decision_rule") or {}
-        if "coverage" in rule:
-            parts.append(f"decided {rule['coverage']:.0%}")
-        if "ece" in values:
-            parts.append(f"ECE {values['ece']:.3f}")
-        lines.append(f"{name}: " + ", ".join(parts))
-    if threshold is not None:
-        lines.append(f"referral threshold p(skin cancer) ≥ {threshold:.3f}")
-    return lines
 
 
 class SettingsScreen(Screen):
@@ -321,9 +296,10 @@ class SettingsScreen(Screen):
         elif info is None:
             text = tr("ui.settings.model_loading")
         else:
+            source = text_or(tr, f"ui.settings.model_source.{info.source}", info.source)
             text = "\n".join([tr("ui.settings.model_line", version=info.version,
-                                 source=info.source, created=info.created_at),
-                              str(info.path), *metrics_lines(info.metrics,
+                                 source=source, created=info.created_at),
+                              str(info.path), *metrics_lines(tr, info.metrics,
                                                              info.referral_threshold)])
         self.model_text.setText(text)
         self.model_text.setAccessibleName(text)

@@ -118,7 +118,8 @@ class SyncPanel(Screen):
         self.queue.setText(tr("ui.sync.queue_value", count=status.queue_length))
         self.success.setText(local_time(status.last_success) if status.last_success
                              else tr("ui.sync.never"))
-        self.error.setText(f"✖ {status.last_error}" if status.last_error else tr("ui.sync.none"))
+        self.error.setText(f"✖ {status.error_text(tr)}" if status.last_error
+                           else tr("ui.sync.none"))
         self.refused.setText(self._refused_text(status))
 
     @property
@@ -171,7 +172,8 @@ class SyncPanel(Screen):
             self.sync_now.setEnabled(True)
             after = None if result is None else SyncStatus.of(result)
             if after is not None and after.last_error:
-                self.message.error(self.ctx.tr("ui.sync.failed", error=after.last_error))
+                self.message.error(self.ctx.tr("ui.sync.failed",
+                                               error=after.error_text(self.ctx.tr)))
             else:
                 self.message.show_message(self.ctx.tr("ui.sync.done"), "success")
             self.refresh()

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from skinstation.services.station import CaptureDetail
 from skinstation.ui.widgets.capture_view import CaptureView
+from skinstation.ui.widgets.common import text_or
 
 
 class CompareView(QWidget):
@@ -64,5 +65,10 @@ class CompareView(QWidget):
         text = self.tr_("ui.compare.summary", interval=interval)
         if older.capture.body_site != newer.capture.body_site:
             text += "\n⚠ " + self.tr_("ui.compare.different_site")
+        if older.capture.band != newer.capture.band:
+            text += "\n⚠ " + self.tr_(
+                "ui.compare.different_band",
+                older=text_or(self.tr_, f"ui.band.{older.capture.band}", older.capture.band),
+                newer=text_or(self.tr_, f"ui.band.{newer.capture.band}", newer.capture.band))
         self.summary.setText(text)
         self.summary.setAccessibleName(text)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from skinstation.ui.widgets.text_wrap import wrap_text
 from skinstation.ui.workers import to_qimage
+
+CAPTION_PIXELS = 12
+"""Font size of the caption (small: band thumbnails are 64 px wide)."""
+CAPTION_LINES = 2
 
 
 class ImageView(QWidget):
@@ -80,8 +85,27 @@ class ImageView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(target, self._image)
         if self._caption:
-            band = QRect(0, self.height() - 18, self.width(), 18)
-            painter.fillRect(band, QColor(0, 0, 0, 170))
+            lines, _ = self._caption_lines()
+            painter.setFont(self._caption_font())
+            spacing = painter.fontMetrics().lineSpacing()
+            tall = spacing * len(lines) + 2
+            painter.fillRect(QRect(0, self.height() - tall, self.width(), tall),
+                             QColor(0, 0, 0, 170))
             painter.setPen(QColor("white"))
-            painter.drawText(band, Qt.AlignmentFlag.AlignCenter, self._caption)
+            for number, line in enumerate(lines):
+                painter.drawText(QRect(0, self.height() - tall + 1 + number * spacing,
+                                       self.width(), spacing), Qt.AlignmentFlag.AlignCenter, line)
         self.frames_painted += 1
+
+    def _caption_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setPixelSize(CAPTION_PIXELS)
+        return font
+
+    def _caption_lines(self) -> tuple[list[str], bool]:
+        """The caption wrapped to the view's width (two lines at most), and if it was cut."""
+        return wrap_text(self._caption_font(), self._caption, self.width() - 4, CAPTION_LINES)
+
+    def elided_texts(self) -> list[str]:
+        """The caption, if it had to be shortened to fit (see ``tests/ui/layout_check``)."""
+        return [self._caption] if self._caption and self._caption_lines()[1] else []

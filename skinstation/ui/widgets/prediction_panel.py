@@ -1,4 +1,10 @@
-"""The model's output as the result, history and review screens show it."""
+"""The model's output as the result, history and review screens show it.
+
+The words, colour and shape come from :func:`~skinstation.services.result_text.word_prediction`
+(a referral or a notable skin-cancer class is never shown as a green all-clear), every
+percentage from :func:`~skinstation.services.result_text.percent`, and the referral threshold
+is marked on the skin-cancer bar.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,11 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from skinstation.core.triage import SKIN_CANCER
+from skinstation.inference.caution import needs_caution
 from skinstation.inference.classifier import NOT_ASSESSABLE, Prediction, guidance_key
+from skinstation.inference.taxonomy import load_taxonomy
+from skinstation.services.result_text import percent, word_prediction
 from skinstation.ui.widgets.decision import DECISION_STYLE, DecisionBanner, ProbabilityBars
 
 GROUP_ORDER = ("skin_cancer", "other_disease", "benign")
@@ -23,6 +33,7 @@ class PredictionView:
     group_probs: dict[str, float] = field(default_factory=dict)
     class_probs: dict[str, float] = field(default_factory=dict)
     model_version: str = ""
+    referral_threshold: float | None = None
 
     @classmethod
     def of(cls, prediction: Prediction | Mapping[str, Any]) -> PredictionView:
@@ -30,11 +41,13 @@ class PredictionView:
         if isinstance(prediction, Prediction):
             return cls(prediction.decision, bool(prediction.referral),
                        dict(prediction.group_probs), dict(prediction.class_probs),
-                       prediction.model_version)
+                       prediction.model_version, prediction.referral_threshold)
+        threshold = prediction.get("referral_threshold")
         return cls(str(prediction["decision"]), bool(prediction.get("referral")),
                    dict(prediction.get("group_probabilities") or {}),
                    dict(prediction.get("class_probabilities") or {}),
-                   str(prediction.get("model_version") or ""))
+                   str(prediction.get("model_version") or ""),
+                   None if threshold is None else float(threshold))
 
     @property
     def assessable(self) -> bool:
@@ -43,8 +56,10 @@ class PredictionView:
 
     @property
     def guidance_key(self) -> str:
-        """Text key of the guidance: the more cautious of the decision and the referral."""
-        return guidance_key(self.decision, self.referral)
+        """Text key of the guidance: the most cautious of decision, referral and caution."""
+        caution = needs_caution(self.decision, self.referral, self.class_probs,
+                                self.group_probs, load_taxonomy())
+        return guidance_key(self.decision, self.referral, caution)
 
 
 class PredictionPanel(QWidget):
@@ -65,6 +80,9 @@ class PredictionPanel(QWidget):
         self.groups_title = QLabel(self)
         self.groups_title.setProperty("class", "subheading")
         self.groups = ProbabilityBars(f"{object_prefix}GroupBars", parent=self)
+        self.threshold_note = QLabel(self)
+        self.threshold_note.setObjectName(f"{object_prefix}ThresholdNote")
+        self.threshold_note.setWordWrap(True)
         self.classes_title = QLabel(self)
         self.classes_title.setProperty("class", "subheading")
         self.classes = ProbabilityBars(f"{object_prefix}ClassBars", "#5b6b7f", self)
@@ -78,7 +96,7 @@ class PredictionPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for widget in (self.banner, self.guidance, self.groups_title, self.groups,
-                       self.classes_title, self.classes, self.notice):
+                       self.threshold_note, self.classes_title, self.classes, self.notice):
             layout.addWidget(widget)
         self.clear()
 
@@ -100,20 +118,29 @@ class PredictionPanel(QWidget):
         has_bars = view is not None and view.assessable and bool(view.group_probs)
         for widget in (self.groups_title, self.groups, self.classes_title, self.classes):
             widget.setVisible(has_bars)
+        self.threshold_note.setVisible(False)
         if view is None:
             self.banner.set_decision("", tr("ui.result.not_classified"))
             self.guidance.setText("")
             return
+        wording = word_prediction(tr, view.decision, view.referral, view.group_probs,
+                                  view.class_probs, view.referral_threshold)
+        self.banner.set_decision(view.decision, wording.title, wording.referral,
+                                 wording.detail, style=wording.style)
+        self.guidance.setText(wording.guidance)
         if not view.assessable:
-            self.banner.set_decision(NOT_ASSESSABLE, tr("ui.result.not_assessable"))
-            self.guidance.setText(tr("guidance.not_assessable"))
             return
-        referral = tr("referral.flag") if view.referral else ""
-        self.banner.set_decision(view.decision, tr(f"decision.{view.decision}"), referral)
-        self.guidance.setText(tr(view.guidance_key))
         groups = [g for g in GROUP_ORDER if g in view.group_probs]
         groups += [g for g in view.group_probs if g not in groups]
+        threshold = view.referral_threshold
+        markers = ({tr(f"group.{SKIN_CANCER}"): threshold}
+                   if threshold is not None and SKIN_CANCER in view.group_probs else {})
         self.groups.set_items([(tr(f"group.{g}"), view.group_probs[g],
-                                DECISION_STYLE.get(g, ("", "#3b6ea8", ""))[1]) for g in groups])
+                                DECISION_STYLE.get(g, ("", "#3b6ea8", ""))[1]) for g in groups],
+                              markers)
+        if markers and threshold is not None:
+            self.threshold_note.setText(tr("ui.result.threshold_mark",
+                                           threshold=percent(threshold)))
+            self.threshold_note.setVisible(has_bars)
         ranked = sorted(view.class_probs.items(), key=lambda kv: -kv[1])
         self.classes.set_items([(f"{tr(f'class.{c}')} ({c})", p) for c, p in ranked])

@@ -1,0 +1,168 @@
+"""Comparing two captures of a lesion: segment, register, measure and flag change (free of Qt).
+
+The lesion timeline screen calls :func:`compare_captures` in a worker thread and only renders
+what it returns: the registered side-by-side and overlay images and the measured rows.
+
+Typical use::
+
+    result = compare_captures(station, session, first_capture_id, second_capture_id)
+    for row in result.rows():
+        print(row.key, row.before, row.after, row.change, row.changed)
+    blended = result.overlay(0.5)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from skinstation.auth import Session
+from skinstation.inference.lesion_change import (
+    LesionChange,
+    LesionMeasurement,
+    compare,
+    measure_lesion,
+)
+from skinstation.inference.lesion_registration import (
+    Registration,
+    overlay,
+    register,
+    side_by_side,
+    warp_to_fixed,
+)
+from skinstation.inference.segmentation import segment_lesion
+from skinstation.services.station import StationService
+
+MEASURES = ("area", "diameter", "colour")
+"""The rows :meth:`LesionComparison.rows` gives, in order."""
+
+
+@dataclass(frozen=True)
+class MeasureRow:
+    """One measured quantity of the comparison, formatted for display.
+
+    Attributes:
+        key: ``area``, ``diameter`` or ``colour``.
+        before: The earlier capture's value (area in px², diameter in px, colour as L*a*b*).
+        after: The later capture's value.
+        change: The change: relative for area and diameter (``+12.3%``), ΔE for colour.
+        changed: Whether the change is flagged (above the threshold of
+            :mod:`skinstation.inference.lesion_change`).
+    """
+
+    key: str
+    before: str
+    after: str
+    change: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class LesionComparison:
+    """Two captures of a lesion, the earlier as ``before``, measured and aligned.
+
+    Attributes:
+        before_id: The earlier capture.
+        after_id: The later capture.
+        before_time: When the earlier was taken (UTC).
+        after_time: When the later was taken (UTC).
+        before_pixels: The earlier capture, (H, W, 3) RGB.
+        after_pixels: The later capture as taken.
+        before_mask: The earlier capture's lesion mask.
+        after_mask: The later capture's lesion mask (its own frame).
+        registration: The later capture registered onto the earlier.
+        before_measure: Measurements of the earlier capture.
+        after_measure: Measurements of the later capture.
+        change: The change from before to after, with its flags.
+    """
+
+    before_id: int
+    after_id: int
+    before_time: dt.datetime
+    after_time: dt.datetime
+    before_pixels: np.ndarray
+    after_pixels: np.ndarray
+    before_mask: np.ndarray
+    after_mask: np.ndarray
+    registration: Registration
+    before_measure: LesionMeasurement
+    after_measure: LesionMeasurement
+    change: LesionChange
+
+    def aligned(self) -> np.ndarray:
+        """The later capture warped into the earlier capture's frame (RGB uint8)."""
+        shape = (self.before_pixels.shape[0], self.before_pixels.shape[1])
+        return warp_to_fixed(self.after_pixels, self.registration, shape)
+
+    def side_by_side(self) -> np.ndarray:
+        """The earlier capture and the aligned later one next to each other, outlined."""
+        shape = (self.before_pixels.shape[0], self.before_pixels.shape[1])
+        mask = warp_to_fixed(self.after_mask.astype(bool), self.registration, shape)
+        return side_by_side(self.before_pixels, self.aligned(), self.before_mask, mask)
+
+    def overlay(self, alpha: float) -> np.ndarray:
+        """The aligned later capture blended over the earlier at ``alpha`` (0..1)."""
+        alpha = min(1.0, max(0.0, float(alpha)))
+        return overlay(self.before_pixels, self.after_pixels, self.registration,
+                       self.before_mask, self.after_mask, alpha=alpha)
+
+    def rows(self) -> list[MeasureRow]:
+        """Area, diameter and colour: before, after, change and flag (see :data:`MEASURES`)."""
+        before, after, change = self.before_measure, self.after_measure, self.change
+        return [
+            MeasureRow("area", f"{before.area_px:d}", f"{after.area_px:d}",
+                       _percent(change.area_change), change.area_changed),
+            MeasureRow("diameter", f"{before.diameter_px:.1f}", f"{after.diameter_px:.1f}",
+                       _percent(change.diameter_change), change.diameter_changed),
+            MeasureRow("colour", _lab(before.lab_mean), _lab(after.lab_mean),
+                       f"ΔE {change.colour_delta_e:.1f}", change.colour_changed),
+        ]
+
+
+def _percent(value: float) -> str:
+    return "∞" if not np.isfinite(value) else f"{value * 100:+.1f}%"
+
+
+def _lab(lab: tuple[float, float, float]) -> str:
+    return f"L {lab[0]:.0f} · a {lab[1]:.0f} · b {lab[2]:.0f}"
+
+
+def compare_captures(station: StationService, session: Session, first_id: int,
+                     second_id: int) -> LesionComparison:
+    """Compare two stored captures (audited reads): the earlier one is the reference.
+
+    Args:
+        station: The station service.
+        session: The operator's session (permission ``can_view_history``).
+        first_id: One capture.
+        second_id: The other capture (order does not matter: capture time decides).
+
+    Returns:
+        The comparison of the earlier (``before``) with the later (``after``) capture.
+
+    Raises:
+        ValueError: If both ids are the same capture.
+        PermissionDeniedError: If the session may not view captures.
+        NotFoundError: If a capture does not exist.
+    """
+    if first_id == second_id:
+        raise ValueError("compare two different captures")
+    first = station.capture_detail(session, first_id)
+    second = station.capture_detail(session, second_id)
+    if (second.capture.capture_time, second.capture.id) < (first.capture.capture_time,
+                                                          first.capture.id):
+        first, second = second, first
+    before_mask = segment_lesion(first.pixels)
+    after_mask = segment_lesion(second.pixels)
+    registration = register(first.pixels, second.pixels, before_mask, after_mask)
+    before_measure = measure_lesion(first.pixels, before_mask)
+    after_measure = measure_lesion(second.pixels, after_mask)
+    return LesionComparison(
+        before_id=first.capture.id, after_id=second.capture.id,
+        before_time=first.capture.capture_time, after_time=second.capture.capture_time,
+        before_pixels=first.pixels, after_pixels=second.pixels,
+        before_mask=before_mask, after_mask=after_mask, registration=registration,
+        before_measure=before_measure, after_measure=after_measure,
+        change=compare(before_measure, after_measure, after_scale=registration.scale))
