@@ -15,14 +15,19 @@ CAPTION_PIXELS = 12
 CAPTION_LINES = 2
 
 
-class ImageView(QWidget):
-    """Shows a ``QImage`` (or an RGB array) centred and scaled; a text when empty.
+class PictureWidget(QWidget):
+    """What every image area has: an object name, a minimum size, the image and a placeholder.
+
+    Subclasses decide how the image is shown (:meth:`set_image`) and painted.
 
     Args:
         object_name: Object name (and default accessible name).
         minimum: Minimum size in device-independent pixels.
         parent: Parent widget.
     """
+
+    MAX_SIDE = 1600
+    """Arrays are scaled down to this side for display."""
 
     def __init__(self, object_name: str, minimum: QSize | None = None,
                  parent: QWidget | None = None) -> None:
@@ -33,8 +38,6 @@ class ImageView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._image = QImage()
         self._placeholder = ""
-        self._caption = ""
-        self.frames_painted = 0
 
     @property
     def image(self) -> QImage:
@@ -46,14 +49,31 @@ class ImageView(QWidget):
         self._image = image
         self.update()
 
-    def set_array(self, rgb: np.ndarray, max_side: int = 1600) -> None:
-        """Show an (H, W, 3) uint8 RGB array (scaled down to ``max_side`` for display)."""
-        self.set_image(to_qimage(rgb, max_side, max_side))
+    def set_array(self, rgb: np.ndarray, max_side: int | None = None) -> None:
+        """Show an (H, W, 3) uint8 RGB array, scaled down to ``max_side`` (:attr:`MAX_SIDE`)."""
+        side = max_side or self.MAX_SIDE
+        self.set_image(to_qimage(rgb, side, side))
 
     def set_placeholder(self, text: str) -> None:
         """Text shown while there is no image."""
         self._placeholder = text
         self.update()
+
+
+class ImageView(PictureWidget):
+    """Shows a ``QImage`` (or an RGB array) centred and scaled; a text when empty.
+
+    Args:
+        object_name: Object name (and default accessible name).
+        minimum: Minimum size in device-independent pixels.
+        parent: Parent widget.
+    """
+
+    def __init__(self, object_name: str, minimum: QSize | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(object_name, minimum, parent)
+        self._caption = ""
+        self.frames_painted = 0
 
     def set_caption(self, text: str) -> None:
         """A short label drawn over the bottom of the image (e.g. the band)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -16,10 +15,10 @@ from PySide6.QtGui import (
     QResizeEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from skinstation.ui.widgets.common import make_button, name_control, set_button_text
-from skinstation.ui.workers import to_qimage
+from skinstation.ui.widgets.image_view import PictureWidget
 
 MIN_ZOOM = 1.0
 """Zoom of the whole image fitted to the view (never smaller)."""
@@ -28,7 +27,7 @@ STEP = 1.25
 """One wheel notch or one press of + / −."""
 
 
-class ZoomView(QWidget):
+class ZoomView(PictureWidget):
     """Shows an image fitted to the view, then zoomed around a point and panned by dragging.
 
     ``zoom`` is relative to the fitted size (1 = fit). The image is kept covering the view
@@ -45,24 +44,16 @@ class ZoomView(QWidget):
 
     def __init__(self, object_name: str, minimum: QSize | None = None,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName(object_name)
-        self.setAccessibleName(object_name)
-        self.setMinimumSize(minimum or QSize(320, 240))
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        super().__init__(object_name, minimum, parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._image = QImage()
-        self._placeholder = ""
         self._zoom = MIN_ZOOM
         self._center = QPointF(0.5, 0.5)  # the image point (fractions) at the view's centre
         self._drag: QPointF | None = None
 
     # -- content ------------------------------------------------------------------------
 
-    @property
-    def image(self) -> QImage:
-        """The image shown (null when empty)."""
-        return self._image
+    MAX_SIDE = 4096
+    """Arrays are kept up to this side, for close looks."""
 
     @property
     def zoom(self) -> float:
@@ -73,15 +64,6 @@ class ZoomView(QWidget):
         """Show ``image``, fitted."""
         self._image = image
         self.fit()
-
-    def set_array(self, rgb: np.ndarray, max_side: int = 4096) -> None:
-        """Show an (H, W, 3) uint8 RGB array (kept up to ``max_side`` for close looks)."""
-        self.set_image(to_qimage(rgb, max_side, max_side))
-
-    def set_placeholder(self, text: str) -> None:
-        """Text shown while there is no image."""
-        self._placeholder = text
-        self.update()
 
     def clear(self) -> None:
         """Show the placeholder again."""
