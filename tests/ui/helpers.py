@@ -60,3 +60,51 @@ def wait_for_preview(qtbot, window: MainWindow, frames: int = 3) -> None:
                     timeout=TIMEOUT)
     start = capture.preview.frames_painted
     qtbot.waitUntil(lambda: capture.preview.frames_painted >= start + frames, timeout=TIMEOUT)
+
+
+def take_capture(qtbot, window: MainWindow, button=None):
+    """Capture screen: wait for the live picture, press ``button`` (default: Capture), wait
+    until the result screen shows the new analysis; returns the result screen."""
+    capture, result = window.capture_screen, window.result_screen
+    button = button or capture.capture_button
+    wait_for_preview(qtbot, window)
+    qtbot.waitUntil(button.isEnabled, timeout=TIMEOUT)
+    previous = result.taken
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: result.taken is not previous and result.outcome is not None,
+                    timeout=TIMEOUT)
+    return result
+
+
+def save_result(qtbot, result) -> list[int]:
+    """Result screen: press Save, wait, check it said so; returns the saved capture ids."""
+    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(result.saved_ids) or result.message.kind == "error",
+                    timeout=TIMEOUT)
+    assert result.message.kind == "success", result.message.message
+    return list(result.saved_ids)
+
+
+def create_first_admin(qtbot, window: MainWindow, username: str = "admin") -> None:
+    """First run: the login screen creates the administrator, who is then logged in."""
+    login = window.login
+    assert login.first_run and login.confirm.isVisible()
+    login.username.setText(username)
+    login.display_name.setText("Station admin")
+    login.password.setText(PASSWORD)
+    login.confirm.setText(PASSWORD)
+    qtbot.mouseClick(login.submit, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.session is not None, timeout=TIMEOUT)
+
+
+def create_account(qtbot, window: MainWindow, username: str, name: str, role) -> None:
+    """Settings → accounts: the administrator creates an account (password: PASSWORD)."""
+    box = window.screens["settings"].operators
+    box.username.setText(username)
+    box.display_name.setText(name)
+    box.role.setCurrentIndex(box.role.findData(role.value))
+    box.password.setText(PASSWORD)
+    qtbot.mouseClick(box.create, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: box.message.kind in ("success", "error"), timeout=TIMEOUT)
+    assert box.message.kind == "success", box.message.message
+    box.message.clear_message()

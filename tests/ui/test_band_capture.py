@@ -10,7 +10,14 @@ from sqlalchemy import select
 from skinstation.core.i18n import text
 from skinstation.storage import Capture
 from skinstation.storage.models import Prediction
-from tests.ui.helpers import TIMEOUT, log_in, open_visit, wait_for_preview
+from tests.ui.helpers import (
+    TIMEOUT,
+    log_in,
+    open_visit,
+    save_result,
+    take_capture,
+    wait_for_preview,
+)
 
 
 def stored(window):
@@ -18,24 +25,6 @@ def stored(window):
         captures = [(r.id, r.band) for r in db.scalars(select(Capture).order_by(Capture.id))]
         predictions = [r.capture_id for r in db.scalars(select(Prediction))]
     return captures, predictions
-
-
-def take(qtbot, window, button):
-    result = window.result_screen
-    qtbot.waitUntil(button.isEnabled, timeout=TIMEOUT)
-    previous = result.taken
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: result.taken is not previous and result.outcome is not None,
-                    timeout=TIMEOUT)
-    return result
-
-
-def save(qtbot, result):
-    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(result.saved_ids) or result.message.kind == "error",
-                    timeout=TIMEOUT)
-    assert result.message.kind == "success", result.message.message
-    return result.saved_ids
 
 
 def test_a_uv_still_is_stored_with_its_band_but_not_classified(qtbot, make_window, station):
@@ -49,7 +38,7 @@ def test_a_uv_still_is_stored_with_its_band_but_not_classified(qtbot, make_windo
     qtbot.waitUntil(lambda: capture.current_band == "uv_365", timeout=TIMEOUT)
     wait_for_preview(qtbot, window)
 
-    result = take(qtbot, window, capture.capture_button)
+    result = take_capture(qtbot, window, capture.capture_button)
     assert result.taken.band == "uv_365"
     assert result.outcome.prediction is None and result.outcome.not_classified == "band"
     assert result.band_label.text() == "Light: UV 365 nm"
@@ -71,7 +60,7 @@ def test_a_uv_still_is_stored_with_its_band_but_not_classified(qtbot, make_windo
     window.ctx.set_language("en")
     assert result.panel.banner.title.text() == "Not classified: UV 365 nm light"
 
-    (capture_id,) = save(qtbot, result)
+    (capture_id,) = save_result(qtbot, result)
     assert stored(window) == ([(capture_id, "uv_365")], [])
     assert result.message.message == f"Saved: capture #{capture_id}."
 
@@ -86,7 +75,7 @@ def test_a_sequence_is_classified_on_its_white_frame_and_says_so(qtbot, make_win
     qtbot.mouseClick(capture.band_buttons["uv_365"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: capture.current_band == "uv_365", timeout=TIMEOUT)
 
-    result = take(qtbot, window, capture.sequence_button)
+    result = take_capture(qtbot, window, capture.sequence_button)
     assert result.taken.band == "white" and len(result.taken.sequence) == 7
     assert result.band_label.text() == (
         "Light: multispectral sequence (7 bands); only the White frame is classified.")
@@ -96,7 +85,7 @@ def test_a_sequence_is_classified_on_its_white_frame_and_says_so(qtbot, make_win
         qtbot.mouseClick(result.classify_anyway, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: result.outcome is not shown, timeout=TIMEOUT)
     assert result.outcome.band == "white" and result.outcome.prediction is not None
-    ids = save(qtbot, result)
+    ids = save_result(qtbot, result)
     captures, predictions = stored(window)
     bands = dict(captures)
     assert sorted(bands[i] for i in ids) == sorted(station.camera.bands)

@@ -27,9 +27,15 @@ from skinstation.services.models import ModelManager
 from skinstation.storage import ReviewState
 from skinstation.ui.main_window import MainWindow
 from skinstation.ui.widgets.history_lines import COLUMNS, SUSPECTED_SYMBOL
-from tests.ui.helpers import PASSWORD, TIMEOUT, log_in, wait_for_preview
+from tests.ui.helpers import (
+    TIMEOUT,
+    create_account,
+    create_first_admin,
+    log_in,
+    save_result,
+    wait_for_preview,
+)
 from tests.ui.test_capture_keys import press
-from tests.ui.test_station_flow import _create_account
 
 NAME_WITH_BIRTH_DATE = "Hong Gildong 1961-03-02"
 PSEUDONYM = "P-DAY-0001"
@@ -77,16 +83,6 @@ def _capture_by_key(qtbot, window: MainWindow, key: Qt.Key) -> None:
         qtbot.waitUntil(lambda: result.outcome.prediction is not None, timeout=TIMEOUT)
 
 
-def _save(qtbot, window: MainWindow) -> int:
-    result = window.result_screen
-    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(result.saved_ids) or result.message.kind == "error",
-                    timeout=TIMEOUT)
-    assert result.message.kind == "success", result.message.message
-    (capture_id,) = result.saved_ids
-    return capture_id
-
-
 def _submit_review(qtbot, review) -> None:
     review.message.clear_message()
     qtbot.mouseClick(review.submit, Qt.MouseButton.LeftButton)
@@ -102,17 +98,10 @@ def test_a_clinic_day(qtbot, make_window, ui_settings, ham_dir, shared_models, t
     window = make_window(ui_settings.replace(camera=camera))
 
     # -- first run: the administrator, then the clinic's accounts
-    login = window.login
-    assert login.first_run
-    login.username.setText("admin")
-    login.display_name.setText("Station admin")
-    login.password.setText(PASSWORD)
-    login.confirm.setText(PASSWORD)
-    qtbot.mouseClick(login.submit, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.ctx.session is not None, timeout=TIMEOUT)
+    create_first_admin(qtbot, window)
     assert window.ctx.session.role is Role.ADMIN
-    _create_account(qtbot, window, "nurse", "Nurse Kim", Role.STAFF)
-    _create_account(qtbot, window, "derm", "Dr Lee", Role.DERMATOLOGIST)
+    create_account(qtbot, window, "nurse", "Nurse Kim", Role.STAFF)
+    create_account(qtbot, window, "derm", "Dr Lee", Role.DERMATOLOGIST)
     qtbot.mouseClick(window.logout_button, Qt.MouseButton.LeftButton)
     assert window.ctx.session is None
 
@@ -144,13 +133,13 @@ def test_a_clinic_day(qtbot, make_window, ui_settings, ham_dir, shared_models, t
     assert result.taken.frame.label.startswith(image_id)
     assert result.label_combo.currentData() == ""
     qtbot.keyClicks(result.note, "grew since spring")
-    first = _save(qtbot, window)
+    (first,) = save_result(qtbot, result)
     assert result.message.message == f"Saved: capture #{first}, prediction, note."
 
     # -- the foot pedal right after the sidebar
     qtbot.mouseClick(window.nav_buttons["capture"], Qt.MouseButton.LeftButton)
     _capture_by_key(qtbot, window, Qt.Key.Key_F12)
-    second = _save(qtbot, window)
+    (second,) = save_result(qtbot, result)
     assert _label_rows(window) == [(first, "operator", "", "nurse")]
 
     # -- history: the band, the note, the highlight exactly where the model suspects cancer

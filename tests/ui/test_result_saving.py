@@ -11,7 +11,13 @@ from sqlalchemy import select
 
 from skinstation.core.i18n import text
 from skinstation.storage.models import Label, Operator, Prediction
-from tests.ui.helpers import TIMEOUT, log_in, open_visit, wait_for_preview
+from tests.ui.helpers import (
+    TIMEOUT,
+    log_in,
+    open_visit,
+    save_result,
+    take_capture,
+)
 
 
 def label_rows(window):
@@ -27,47 +33,26 @@ def prediction_rows(window):
                 for r in db.scalars(select(Prediction).order_by(Prediction.id))]
 
 
-def take(qtbot, window, button_name):
-    """Press the capture (or sequence) button and wait for the analysis to be shown."""
-    capture, result = window.capture_screen, window.result_screen
-    wait_for_preview(qtbot, window)
-    button = getattr(capture, button_name)
-    qtbot.waitUntil(button.isEnabled, timeout=TIMEOUT)
-    previous = result.taken
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: result.taken is not previous and result.outcome is not None,
-                    timeout=TIMEOUT)
-    return result
-
-
-def save_and_wait(qtbot, result):
-    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(result.saved_ids) or result.message.kind == "error",
-                    timeout=TIMEOUT)
-    assert result.message.kind == "success", result.message.message
-    return result.saved_ids
-
-
 def test_a_note_without_a_diagnosis_is_stored_and_named(qtbot, make_window, station):
     window = make_window(station)
     log_in(qtbot, window, "nurse")
     open_visit(qtbot, window, "P-NOTE", site="back")
     window.show_screen("capture")
-    result = take(qtbot, window, "capture_button")
+    result = take_capture(qtbot, window, window.capture_screen.capture_button)
     assert result.outcome.prediction is not None
     assert result.label_combo.currentData() == ""  # no diagnosis chosen
     qtbot.keyClicks(result.note, "raised since March")
-    (capture_id,) = save_and_wait(qtbot, result)
+    (capture_id,) = save_result(qtbot, result)
     assert label_rows(window) == [(capture_id, "operator", "", "raised since March", "nurse")]
     assert result.message.message == f"Saved: capture #{capture_id}, prediction, note."
     assert not result.save_button.isEnabled()
 
     # the next capture: a diagnosis and a note
     qtbot.mouseClick(result.retake_button, Qt.MouseButton.LeftButton)
-    result = take(qtbot, window, "capture_button")
+    result = take_capture(qtbot, window, window.capture_screen.capture_button)
     result.label_combo.setCurrentIndex(result.label_combo.findData("nv"))
     qtbot.keyClicks(result.note, "flat")
-    (second,) = save_and_wait(qtbot, result)
+    (second,) = save_result(qtbot, result)
     assert label_rows(window)[1:] == [(second, "operator", "nv", "flat", "nurse")]
     assert result.message.message == (
         f"Saved: capture #{second}, prediction, diagnosis nv, note.")
@@ -100,11 +85,11 @@ def test_a_sequence_stores_exactly_the_prediction_shown(qtbot, make_window, stri
     window.show_screen("capture")
 
     # quality failed: the screen says "not classified" and nothing is predicted or stored
-    result = take(qtbot, window, "sequence_button")
+    result = take_capture(qtbot, window, window.capture_screen.sequence_button)
     assert len(result.taken.sequence) == 7 and result.taken.band == "white"
     assert not result.outcome.quality.passed and result.outcome.prediction is None
     assert result.panel.banner.title.text() == text("ui.result.not_classified_quality")
-    ids = save_and_wait(qtbot, result)
+    ids = save_result(qtbot, result)
     assert len(ids) == 7
     assert prediction_rows(window) == []
     assert result.message.message == "Saved: capture {}.".format(
@@ -112,14 +97,14 @@ def test_a_sequence_stores_exactly_the_prediction_shown(qtbot, make_window, stri
 
     # classified anyway: the stored prediction is the one on screen, on the white frame only
     qtbot.mouseClick(result.retake_button, Qt.MouseButton.LeftButton)
-    result = take(qtbot, window, "sequence_button")
+    result = take_capture(qtbot, window, window.capture_screen.sequence_button)
     qtbot.waitUntil(result.classify_anyway.isVisible, timeout=TIMEOUT)
     shown_before = result.outcome
     qtbot.mouseClick(result.classify_anyway, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: result.outcome is not shown_before, timeout=TIMEOUT)
     shown = result.outcome.prediction
     assert shown is not None and not result.outcome.quality.passed
-    ids = save_and_wait(qtbot, result)
+    ids = save_result(qtbot, result)
     white = ids[[bf.band.name for bf in result.taken.sequence].index("white")]
     assert prediction_rows(window) == [
         (white, shown.class_probs, shown.group_probs, shown.decision)]

@@ -12,19 +12,15 @@ from PySide6.QtCore import Qt
 from skinstation.auth import Role
 from skinstation.core.i18n import text
 from skinstation.storage import ReviewState
-from tests.ui.helpers import PASSWORD, TIMEOUT, log_in, open_visit, wait_for_preview
-
-
-def _create_account(qtbot, window, username, name, role):
-    box = window.screens["settings"].operators
-    box.username.setText(username)
-    box.display_name.setText(name)
-    box.role.setCurrentIndex(box.role.findData(role.value))
-    box.password.setText(PASSWORD)
-    qtbot.mouseClick(box.create, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: box.message.kind in ("success", "error"), timeout=TIMEOUT)
-    assert box.message.kind == "success", box.message.message
-    box.message.clear_message()
+from tests.ui.helpers import (
+    PASSWORD,
+    TIMEOUT,
+    create_account,
+    create_first_admin,
+    log_in,
+    open_visit,
+    wait_for_preview,
+)
 
 
 @pytest.mark.slow
@@ -35,17 +31,11 @@ def test_full_station_path(qtbot, make_window, ui_settings):
 
     # -- first run: the administrator is created, then adds the clinical accounts
     login = window.login
-    assert login.first_run and login.confirm.isVisible()
-    login.username.setText("admin")
-    login.display_name.setText("Station admin")
-    login.password.setText(PASSWORD)
-    login.confirm.setText(PASSWORD)
-    qtbot.mouseClick(login.submit, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.ctx.session is not None, timeout=TIMEOUT)
+    create_first_admin(qtbot, window)
     assert window.ctx.session.role is Role.ADMIN
     assert window.current_screen is window.screens["settings"]
-    _create_account(qtbot, window, "nurse", "Nurse Kim", Role.STAFF)
-    _create_account(qtbot, window, "derm", "Dr Lee", Role.DERMATOLOGIST)
+    create_account(qtbot, window, "nurse", "Nurse Kim", Role.STAFF)
+    create_account(qtbot, window, "derm", "Dr Lee", Role.DERMATOLOGIST)
     qtbot.mouseClick(window.logout_button, Qt.MouseButton.LeftButton)
     assert window.ctx.session is None and window.current_screen is window.login
     assert not login.first_run
