@@ -1,7 +1,8 @@
 """Finding text a person cannot read whole: labels, buttons and choices cut off by their layout.
 
 Used by ``tests/ui/test_layouts.py`` on every screen, in English and Korean, at the window sizes
-clinics run (1280×800, 1024×700) and at 150% scaling; ``scripts/screenshots`` keeps the PNGs.
+clinics run (1280×800, 1024×700) and at 150% scaling (with ``SKINSTATION_SCREENSHOTS_DIR`` set,
+that test keeps a PNG of each).
 """
 
 from __future__ import annotations
