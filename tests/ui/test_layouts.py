@@ -1,8 +1,8 @@
 """Every screen holds in English and Korean at 1280×800 and 1024×700, and at 150% scaling:
 no label, button or choice is cut off, nothing reaches past the window's edge.
 
-With ``SKINSTATION_SCREENSHOTS_DIR`` set, each screen is also saved there as a PNG
-(``scripts/screenshots`` does this for the closing note's list).
+With ``SKINSTATION_SCREENSHOTS_DIR`` set, each screen is also saved there as a PNG (the
+closing note's list of screenshots comes from this run).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QApplication
 
-from tests.ui.helpers import TIMEOUT, log_in, open_visit, wait_for_preview
+from tests.ui.helpers import TIMEOUT, log_in, open_visit, save_result, wait_for_preview
 from tests.ui.layout_check import clipped_widgets
 
 SIZES = {"1280x800": QSize(1280, 800), "1024x700": QSize(1024, 700)}
@@ -51,26 +51,36 @@ def _capture_one(qtbot, window) -> None:
     qtbot.waitUntil(lambda: result.outcome is not None, timeout=TIMEOUT)
 
 
-def _follow_lesion(qtbot, window) -> None:
-    """A new lesion on the body map, captured and saved once (the walk's capture is its second)."""
-    patient, result = window.screens["patient"], window.result_screen
+def _new_lesion(qtbot, window) -> None:
+    """A new lesion on the body map (the visit's captures belong to it)."""
+    patient = window.screens["patient"]
     body_map = patient.body_map
     qtbot.mouseClick(body_map, Qt.MouseButton.LeftButton,
                      pos=body_map.point_of("back", 0.42, 0.3).toPoint())
     qtbot.mouseClick(patient.lesion_picker.new_lesion_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.ctx.visit.lesion_id is not None, timeout=TIMEOUT)
-    _capture_one(qtbot, window)
-    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(result.saved_ids), timeout=TIMEOUT)
-    qtbot.mouseClick(result.retake_button, Qt.MouseButton.LeftButton)
 
 
 def _comparison(qtbot, window, size_name: str, language: str) -> list[str]:
-    """The walk's capture saved, then the lesion's two captures compared (shot and checked)."""
+    """A lesion captured twice and the pair compared (shot and checked).
+
+    Run after the walks, on a second patient.
+    """
     timeline, result = window.screens["lesions"], window.result_screen
-    window.show_screen("result")
-    qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(result.saved_ids), timeout=TIMEOUT)
+    log_in(qtbot, window, "nurse")
+    open_visit(qtbot, window, "LAYOUT-002")
+    _new_lesion(qtbot, window)
+    for _ in range(2):
+        window.show_screen("capture")
+        wait_for_preview(qtbot, window)
+        qtbot.waitUntil(window.capture_screen.capture_button.isEnabled, timeout=TIMEOUT)
+        previous = result.taken
+        qtbot.mouseClick(window.capture_screen.capture_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda p=previous: result.taken is not p and result.outcome is not None,
+                        timeout=TIMEOUT)
+        qtbot.mouseClick(result.save_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(result.saved_ids), timeout=TIMEOUT)
+        window.show_screen("patient")
     window.show_screen("lesions")
     qtbot.waitUntil(lambda: len(timeline.timeline) == 2, timeout=TIMEOUT)
     timeline.table.selectRow(0)
@@ -106,13 +116,13 @@ def _check(qtbot, make_window, station, size_name: str, language: str) -> None:
         log_in(qtbot, window, who)
         if who == "nurse":
             open_visit(qtbot, window, "LAYOUT-001")
-            _follow_lesion(qtbot, window)
+            _new_lesion(qtbot, window)
             _capture_one(qtbot, window)
+            save_result(qtbot, window.result_screen)  # the dermatologist's queue gets a case
         problems += _walk(qtbot, window, size_name, language, who)
-        if who == "nurse":
-            problems += _comparison(qtbot, window, size_name, language)
         window.logout()
         qtbot.waitUntil(lambda: window.ctx.session is None, timeout=TIMEOUT)
+    problems += _comparison(qtbot, window, size_name, language)
     problems = list(dict.fromkeys(problems))  # a header cut off on every screen is said once
     assert not problems, "text cut off:\n" + "\n".join(problems)
 

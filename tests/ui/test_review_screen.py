@@ -85,7 +85,9 @@ def test_nothing_is_chosen_when_a_case_opens(review):
     assert not review.agree.isChecked() and not review.correct.isChecked()
     assert not review.submit.isEnabled()
     assert review.hint.text() == "Choose “Agree” or “Correct to…” first."
-    assert review.agree.text() == "Agree with the model: Melanocytic nevus (mole) (nv)"
+    assert review.agree.text() == "Agree with the model:"
+    assert review.agree_class.text() == "Melanocytic nevus (mole) (nv)"  # wraps when long
+    assert review.agree.accessibleName() == "Agree with the model: Melanocytic nevus (mole) (nv)"
     assert review.correct.text() == "Correct to…"
     codes = [review.diagnosis.itemData(i) for i in range(review.diagnosis.count())]
     assert [c for c in codes if c] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc",
@@ -220,7 +222,8 @@ def test_a_synced_review_cannot_be_undone_here(qtbot, review):
 
 def test_the_review_room_speaks_korean(qtbot, review):
     review.ctx.set_language("ko")
-    assert review.agree.text() == "모델 판단에 동의: 멜라닌세포 모반 (점) (nv)"
+    assert review.agree.text() == "모델 판단에 동의:"
+    assert review.agree.accessibleName() == "모델 판단에 동의: 멜라닌세포 모반 (점) (nv)"
     assert review.diagnosis.currentText() == "진단 또는 결과를 선택하세요…"
     assert review.undo.text() == "마지막 판독 취소"
     assert review.zoom_controls.fit.text() == "맞춤"

@@ -48,8 +48,8 @@ def capture_and_wait(qtbot, window, key=None):
 
 
 @pytest.mark.parametrize(("user", "screens"), [
-    ("nurse", ["patient", "capture", "result", "history"]),
-    ("derm", ["patient", "capture", "result", "history", "review"]),
+    ("nurse", ["patient", "capture", "result", "history", "patients", "lesions"]),
+    ("derm", ["patient", "capture", "result", "history", "review", "patients", "lesions"]),
     ("admin", ["settings", "sync"]),
 ])
 def test_each_role_sees_only_its_screens(qtbot, make_window, station, user, screens):

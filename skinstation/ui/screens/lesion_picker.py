@@ -15,7 +15,7 @@ from skinstation.services.lesions import LesionService
 from skinstation.storage.lesions import LesionInfo
 from skinstation.ui.context import StationContext
 from skinstation.ui.widgets.body_map import BodyMap, MapLesion
-from skinstation.ui.widgets.common import make_button, set_button_text
+from skinstation.ui.widgets.common import make_button, name_control, set_button_text
 
 SITE_CENTRE = (0.5, 0.5)
 """The point a new lesion gets when its site was chosen from the buttons (not the map)."""
@@ -60,6 +60,7 @@ class LesionPicker(QWidget):
         """Texts in the current language."""
         tr = self.ctx.tr
         self.lesion_label.setText(tr("ui.lesion.which"))
+        name_control(self.lesion_choice, tr("ui.lesion.which"))
         set_button_text(self.new_lesion_button, tr("ui.lesion.new"), tr("ui.lesion.new_help"))
         self.body_map.set_view_titles(tr("ui.lesion.front"), tr("ui.lesion.back"))
         self._fill_choice()

@@ -32,7 +32,13 @@ from skinstation.storage.lesions import LesionInfo
 from skinstation.storage.queries import CaptureSummary
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
-from skinstation.ui.widgets.common import MessageBar, heading, make_button, set_button_text
+from skinstation.ui.widgets.common import (
+    MessageBar,
+    heading,
+    make_button,
+    name_control,
+    set_button_text,
+)
 from skinstation.ui.widgets.history_lines import decision_words
 from skinstation.ui.widgets.image_view import ImageView
 
@@ -65,7 +71,10 @@ class LesionTimelineScreen(Screen):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(
+            COLUMNS.index("decision"), QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.itemSelectionChanged.connect(self._update_state)
         self.compare_button = make_button("compareCaptures", "primary", self)
@@ -86,7 +95,7 @@ class LesionTimelineScreen(Screen):
         self.measures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.measures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.measures.verticalHeader().setVisible(False)
-        self.measures.setMaximumHeight(130)
+        self.measures.setFixedHeight(136)
         self.change_summary = QLabel(self)
         self.change_summary.setObjectName("changeSummary")
         self.change_summary.setWordWrap(True)
@@ -135,6 +144,11 @@ class LesionTimelineScreen(Screen):
             [tr(f"ui.lesions.measure_column.{c}") for c in MEASURE_COLUMNS])
         self.side_view.set_placeholder(tr("ui.lesions.pick_two"))
         self.overlay_view.set_placeholder(tr("ui.lesions.overlay"))
+        for control, key in ((self.lesion_choice, "ui.lesions.lesion"),
+                             (self.table, "ui.lesions.title"),
+                             (self.opacity, "ui.lesions.opacity"),
+                             (self.measures, "ui.lesions.compare")):
+            name_control(control, tr(key))
         self._fill_lesions()
         self._fill_timeline()
         self._show_comparison()
@@ -207,6 +221,7 @@ class LesionTimelineScreen(Screen):
                      tr(f"ui.review_state.{capture.review_state.value}"))
             for column, value in enumerate(texts):
                 item = QTableWidgetItem(value)
+                item.setToolTip(value)
                 item.setData(Qt.ItemDataRole.UserRole, capture.capture_id)
                 self.table.setItem(row, column, item)
         self._update_state()
@@ -262,7 +277,9 @@ class LesionTimelineScreen(Screen):
             change = f"{CHANGED_MARK} {row.change}" if row.changed else row.change
             for column, value in enumerate((tr(f"ui.lesions.measure.{row.key}"), row.before,
                                             row.after, change)):
-                self.measures.setItem(number, column, QTableWidgetItem(value))
+                item = QTableWidgetItem(value)
+                item.setToolTip(value)
+                self.measures.setItem(number, column, item)
         flagged = [tr(f"ui.lesions.measure.{row.key}") for row in rows if row.changed]
         self.change_summary.setText(
             tr("ui.lesions.changed", measures=", ".join(flagged)) if flagged

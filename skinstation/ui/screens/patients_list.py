@@ -26,7 +26,13 @@ from skinstation.services.report import local_time
 from skinstation.storage.lesions import Demographics, PatientRow
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
-from skinstation.ui.widgets.common import MessageBar, heading, make_button, set_button_text
+from skinstation.ui.widgets.common import (
+    MessageBar,
+    heading,
+    make_button,
+    name_control,
+    set_button_text,
+)
 
 COLUMNS = ("pseudonym", "last_visit", "open_referrals", "lesions", "sex", "birth_year",
            "fitzpatrick")
@@ -59,7 +65,9 @@ class PatientsListScreen(Screen):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._selected)
         self.table.cellDoubleClicked.connect(lambda _row, _column: self._open())
         self.open_button = make_button("openPatient", "primary", self)
@@ -125,6 +133,12 @@ class PatientsListScreen(Screen):
                 combo.addItem(self._value_text(value), value)
             combo.setCurrentIndex(max(0, combo.findData(current)))
         set_button_text(self.save_button, tr("ui.patients.save"))
+        for control, key in ((self.search, "ui.patients.search"),
+                             (self.table, "ui.patients.title"),
+                             (self.sex, "ui.patients.column.sex"),
+                             (self.birth_year, "ui.patients.column.birth_year"),
+                             (self.fitzpatrick, "ui.patients.column.fitzpatrick")):
+            name_control(control, tr(key))
         self._fill()
 
     def _value_text(self, value: str | int | None) -> str:

@@ -63,7 +63,8 @@ class ReviewScreen(Screen):
         self.title = heading("reviewTitle", self)
         self.list = QListWidget(self)
         self.list.setObjectName("reviewQueue")
-        self.list.setMinimumWidth(300)
+        self.list.setMinimumWidth(220)  # the case (image and probabilities) needs the room
+        self.list.setMaximumWidth(300)
         self.list.setSpacing(2)
         self.list.setWordWrap(True)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -83,6 +84,10 @@ class ReviewScreen(Screen):
         self.agree.setObjectName("reviewAgree")
         self.correct = QRadioButton(self)
         self.correct.setObjectName("reviewCorrect")
+        self.agree_class = QLabel(self)  # the model's class, wrapped: names run long
+        self.agree_class.setObjectName("reviewAgreeClass")
+        self.agree_class.setWordWrap(True)
+        self.agree_class.setIndent(28)
         for choice in (self.agree, self.correct):  # a finger, not a mouse pointer, may pick
             choice.setMinimumHeight(44)
         self.choice = QButtonGroup(self)
@@ -131,6 +136,7 @@ class ReviewScreen(Screen):
         right.addWidget(self.zoom_controls)
         right.addWidget(self.choice_title)
         right.addWidget(self.agree)
+        right.addWidget(self.agree_class)
         right.addLayout(correct_row)
         right.addWidget(self.hint)
         right.addLayout(form)
@@ -138,7 +144,7 @@ class ReviewScreen(Screen):
         right.addWidget(self.message)
         row = QHBoxLayout()
         row.addLayout(left, 1)
-        row.addLayout(right, 2)
+        row.addLayout(right, 3)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(row, 1)
@@ -244,8 +250,13 @@ class ReviewScreen(Screen):
     def _update_state(self) -> None:
         tr, open_case = self.ctx.tr, self.current is not None
         top = self.top_class
-        set_button_text(self.agree, tr("ui.review.agree", label=self._code_name(top))
-                        if top else tr("ui.review.agreeNone"))
+        if top:  # "Agree with the model:" and, below it, the class (it may need two lines)
+            set_button_text(self.agree, tr("ui.review.agree_short"))
+            name_control(self.agree, tr("ui.review.agree", label=self._code_name(top)))
+        else:
+            set_button_text(self.agree, tr("ui.review.agreeNone"))
+        self.agree_class.setText(self._code_name(top) if top else "")
+        self.agree_class.setVisible(bool(top))
         set_button_text(self.correct, tr("ui.review.correct"))
         self.agree.setEnabled(open_case and top is not None)
         self.correct.setEnabled(open_case)

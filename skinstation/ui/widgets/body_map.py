@@ -126,8 +126,8 @@ class BodyMap(QWidget):
         super().__init__(parent)
         self.setObjectName("bodyMap")
         self.setAccessibleName("bodyMap")
-        self.setMinimumSize(QSize(200, 200))
-        self.setMaximumWidth(320)
+        self.setMinimumSize(QSize(150, 200))
+        self.setMaximumWidth(240)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.lesions: list[MapLesion] = []
@@ -138,7 +138,7 @@ class BodyMap(QWidget):
 
     def sizeHint(self) -> QSize:
         """Two figures, each twice as tall as wide."""
-        return QSize(240, 240)
+        return QSize(170, 240)
 
     # -- state ----------------------------------------------------------------------------
 

@@ -160,7 +160,7 @@ class ProbabilityBars(QWidget):
 
     ROW_HEIGHT = 30
     """Height of a row whose label fits on one line (rows with wrapped labels are taller)."""
-    MAX_LABEL_LINES = 3
+    MAX_LABEL_LINES = 4
 
     def __init__(self, object_name: str, highlight: str = "#3b6ea8",
                  parent: QWidget | None = None) -> None:
