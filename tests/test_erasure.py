@@ -140,7 +140,7 @@ def test_erasing_a_patient_removes_their_rows_and_files_and_keeps_the_other_pati
             assert [(row.actor_id, row.entity_type, row.entity_id) for row in erased] == [
                 (admin, "erasure", "1")]
             assert erased[0].detail == {"reason": "patient_request", "patients": 1, "visits": 2,
-                                        "captures": 3, "predictions": 3, "labels": 5,
+                                        "lesions": 0, "captures": 3, "predictions": 3, "labels": 5,
                                         "engine_reviews": 1, "outbox": 3, "image_files": 2}
             assert verify_audit_log(session).intact
         assert PSEUDONYM not in _audit_dump(database)
@@ -252,8 +252,8 @@ def test_retention_erases_only_old_captures_once_a_day(settings: Settings, ham_d
         assert [(row.actor_id, row.entity_type, row.entity_id) for row in rows] == [
             (None, "erasure", "1"), (None, "erasure", "2")]
         assert rows[0].detail == {"reason": "retention", "retention_years": 2, "patients": 0,
-                                  "visits": 1, "captures": 2, "predictions": 2, "labels": 2,
-                                  "engine_reviews": 0, "outbox": 2, "image_files": 2}
+                                  "visits": 1, "lesions": 0, "captures": 2, "predictions": 2,
+                                  "labels": 2, "engine_reviews": 0, "outbox": 2, "image_files": 2}
         assert late not in kept and PSEUDONYM not in _audit_dump(database)
     with pytest.raises(ValueError, match=r"retention_years and engine\.retention_years must be"):
         Settings.load(env={}, retention_years=-1)

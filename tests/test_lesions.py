@@ -237,8 +237,9 @@ def test_an_overview_capture_marks_the_lesion_and_erasure_removes_lesions(clinic
         clinic.lesions.set_overview(clinic.nurse, lesion.id, bob_capture, 0.5, 0.5)
     marked = clinic.lesions.set_overview(clinic.nurse, lesion.id, overview, 0.4, 0.6)
     assert (marked.overview_capture_id, marked.overview_point) == (overview, (0.4, 0.6))
-    erase_patient(clinic.station.database, ann, actor_id=clinic.admin.operator_id,
-                  reason="patient_request")
+    report = erase_patient(clinic.station.database, ann, actor_id=clinic.admin.operator_id,
+                           reason="patient_request")
+    assert (report.counts.lesions, report.counts.captures) == (1, 2)  # and the audit row says so
     with clinic.station.database.transaction() as db:
         assert list(db.scalars(select(Lesion.id))) == [kept.id]
         assert db.scalar(select(func.count()).select_from(Patient)) == 1

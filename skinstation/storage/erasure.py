@@ -67,6 +67,7 @@ class ErasureCounts:
 
     patients: int = 0
     visits: int = 0
+    lesions: int = 0
     captures: int = 0
     predictions: int = 0
     labels: int = 0
@@ -149,7 +150,8 @@ def erase_patient(database: Database, patient_id: int, *, actor_id: int | None,
         visits = select(Visit.id).where(Visit.patient_id == patient_id)
         captures = _captures(session, Capture.visit_id.in_(visits))
         counts, refs = _delete_captures(session, captures)
-        _delete(session, Lesion, Lesion.patient_id == patient_id)  # after their captures
+        counts["lesions"] = _delete(session, Lesion,  # after their captures
+                                    Lesion.patient_id == patient_id)
         counts["visits"] = _delete(session, Visit, Visit.patient_id == patient_id)
         counts["patients"] = _delete(session, Patient, Patient.id == patient_id)
         report = _queue(session, database, clock(), parsed, pseudonym, captures, actor_id,
