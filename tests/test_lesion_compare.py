@@ -114,3 +114,18 @@ def test_the_same_capture_twice_and_admins_are_refused(pair: Pair) -> None:
         compare_captures(pair.station, pair.nurse, pair.earlier, pair.earlier)
     with pytest.raises(PermissionDeniedError):
         compare_captures(pair.station, pair.admin, pair.earlier, pair.later)
+
+
+def test_a_capture_without_a_lesion_is_refused_with_a_clear_message(pair: Pair) -> None:
+    """Plain skin: no "+∞, changed" against nothing — the operator is told what is wrong."""
+    visit = pair.station.start_visit(pair.nurse, pair.station.find_patient(
+        pair.nurse, "P-0001").id).id
+    skin = _lesion_image(0, (300, 225), 3)
+    skin[:] = skin.mean(axis=(0, 1)).astype(np.uint8)
+    at = T0 + timedelta(days=120)
+    frame = Frame(skin, at.timestamp(), "cam-1", 1, "camera")
+    blank = pair.station.save_capture(pair.nurse, visit, frame, band="white", body_site="back",
+                                      access_time=at).capture.id
+    assert not segment_lesion(skin).any()
+    with pytest.raises(ValueError, match=rf"no lesion found in capture #{blank}: retake it"):
+        compare_captures(pair.station, pair.nurse, pair.earlier, blank)

@@ -143,7 +143,8 @@ def compare_captures(station: StationService, session: Session, first_id: int,
         The comparison of the earlier (``before``) with the later (``after``) capture.
 
     Raises:
-        ValueError: If both ids are the same capture.
+        ValueError: If both ids are the same capture, or no lesion is found in one of them
+            (a change against nothing would read "+∞, changed").
         PermissionDeniedError: If the session may not view captures.
         NotFoundError: If a capture does not exist.
     """
@@ -156,6 +157,10 @@ def compare_captures(station: StationService, session: Session, first_id: int,
         first, second = second, first
     before_mask = segment_lesion(first.pixels)
     after_mask = segment_lesion(second.pixels)
+    for detail, mask in ((first, before_mask), (second, after_mask)):
+        if not mask.any():
+            raise ValueError(f"no lesion found in capture #{detail.capture.id}: retake it "
+                             "centred on the lesion, or compare another capture")
     registration = register(first.pixels, second.pixels, before_mask, after_mask)
     before_measure = measure_lesion(first.pixels, before_mask)
     after_measure = measure_lesion(second.pixels, after_mask)
