@@ -154,7 +154,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         freeze_batchnorm=args.freeze_batchnorm, feature_flips=args.feature_flips,
         average_last=args.average_last, full_epochs=args.full_epochs, full_lr=args.full_lr,
         full_batch_size=args.full_batch_size, full_from_block=args.full_from_block,
-        augment=AUGMENTATIONS[args.augment],
+        full_batchnorm_stats=args.full_batchnorm_stats, augment=AUGMENTATIONS[args.augment],
     )
     request = BuildRequest(
         source=_resolve_source(args.data, settings), split_path=Path(args.split),
@@ -231,6 +231,8 @@ def register_train_command(commands: Any, defaults: Any) -> None:
                        help="epochs of whole-network fine-tuning on freshly augmented images "
                             "(about 10 min each on 2 cores)")
     train.add_argument("--full-lr", type=float, default=defaults.full_lr)
+    train.add_argument("--full-batchnorm-stats", action="store_true",
+                       help="update BatchNorm statistics in the full fine-tune (batches of 32+)")
     train.add_argument("--full-batch-size", type=int, default=defaults.full_batch_size)
     train.add_argument("--full-from-block", type=int, default=defaults.full_from_block,
                        help="first feature block trained by the full fine-tune")

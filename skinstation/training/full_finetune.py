@@ -8,11 +8,14 @@ batches of 8 on real, augmented HAM10000 images (augmentation is 4% of that time
 over HAM10000's training split takes about 10 minutes. (``bench/bench_training_batch.py``
 repeats one random batch and reports more; small batches are still faster than large ones.)
 
-BatchNorm running statistics stay frozen (batches of 8 are too small to estimate them); the
-affine parameters train. After every epoch the validation balanced accuracy decides which
-state is kept (the starting network competes too), and a checkpoint is written atomically so
-an interrupted run resumes at the next epoch; a stop request (SIGTERM) checkpoints at the
-next batch boundary, and the run resumes inside that epoch.
+BatchNorm running statistics stay frozen by default (batches of 8 are too small to estimate
+them); the affine parameters train. ``full_batchnorm_stats`` updates them from every batch
+(for batches of 32 or more, as the end-to-end recipe uses).
+
+After every epoch the validation balanced accuracy decides which state is kept (the starting
+network competes too), and a checkpoint is written atomically so an interrupted run resumes
+at the next epoch; a stop request (SIGTERM) checkpoints at the next batch boundary, and the
+run resumes inside that epoch.
 
 Every random choice is a function of ``(seed, epoch, image)`` or ``(seed, epoch, step)``,
 never of what ran before: a resumed run takes exactly the steps the uninterrupted one would,
@@ -277,7 +280,9 @@ def finetune_network(
     for epoch in range(first_epoch, config.full_epochs):
         started = time.monotonic()
         order = epoch_order(len(y_train), visits, config.seed, epoch)
-        train_mode(network, freeze_batchnorm=True)  # batches of 8 cannot estimate them
+        # batches of 8 cannot estimate BatchNorm statistics; batches of 32 can (single process:
+        # under data parallelism each rank would estimate them from its share alone)
+        train_mode(network, freeze_batchnorm=not config.full_batchnorm_stats)
         progress = Progress(f"full fine-tune epoch {epoch + 1}/{config.full_epochs}",
                             len(order) - first_start, log, unit="images", every=60.0)
         for start in range(first_start, len(order), config.full_batch_size):

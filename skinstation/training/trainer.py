@@ -12,7 +12,10 @@ Phases:
    trains on freshly augmented images (:mod:`skinstation.training.full_finetune`).
 
 Training can also start from an existing model's weights (``initial_state``): phases 1-3 are
-then skipped and only the full fine-tune runs.
+then skipped and only the full fine-tune runs. With ``head_epochs`` and ``finetune_epochs``
+both 0 they are skipped too and the whole network trains end to end from ImageNet (the
+recipe of ``bench/bench_baseline.py``'s plain fine-tune, done with the station's
+preprocessing, augmentation, loss and operating points).
 
 Everything is seeded; on the same machine the same data and config give the same weights.
 """
@@ -79,6 +82,7 @@ class TrainConfig:
     full_lr: float = 1e-4
     full_batch_size: int = 8
     full_from_block: int = 0
+    full_batchnorm_stats: bool = False
     full_base_visits: float = 1.0
     full_case_visits: float = 1.0
     seed: int = 42
@@ -97,6 +101,9 @@ class TrainConfig:
             raise ValueError("full fine-tuning needs full_epochs >= 0, full_batch_size >= 2 and "
                              f"full_from_block >= 0, got {self.full_epochs}, "
                              f"{self.full_batch_size}, {self.full_from_block}")
+        if self.head_epochs == 0 and self.finetune_epochs == 0 and self.full_epochs <= 0:
+            raise ValueError("nothing to train: head_epochs, finetune_epochs and full_epochs "
+                             "are all 0")
         if not (self.full_base_visits > 0 and self.full_case_visits > 0):
             raise ValueError("full fine-tuning visits per epoch must be > 0, got base "
                              f"{self.full_base_visits}, cases {self.full_case_visits}")
@@ -209,12 +216,14 @@ def train_classifier(
     train_id = _key(identity, [r.image_path for r in train])
     val_id = _key(identity, [r.image_path for r in val])
     loss_fn = training_loss(y_train, len(classes), config.class_weighting, config.label_smoothing)
-    if initial_state is None:
+    end_to_end = config.head_epochs == 0 and config.finetune_epochs == 0
+    if initial_state is None and not end_to_end:
         history, val_features, train_view = _tail_phases(
             trunk, tail, train_images, val_images, y_train, y_val, loss_fn, config, generator,
             cache_dir, log, train_id, val_id, seconds, started)
     else:
-        network.load_state_dict(initial_state)
+        if initial_state is not None:
+            network.load_state_dict(initial_state)
         history = []
         seconds["prepare"] = time.monotonic() - started
     if config.full_epochs > 0:

@@ -256,7 +256,8 @@ def train_candidate(db: EngineDatabase, job: JobOut, request: Any, log: Log) -> 
 
 RECIPE_FIELDS = ("architecture", "trunk_blocks", "freeze_batchnorm", "finetune_lr", "head_lr",
                  "weight_decay", "label_smoothing", "class_weighting", "feature_flips",
-                 "average_last", "full_batch_size", "full_from_block", "seed")
+                 "average_last", "full_batch_size", "full_from_block", "full_batchnorm_stats",
+                 "seed")
 
 
 def inherited_recipe(current_model: Path) -> dict[str, Any]:
