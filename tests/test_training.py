@@ -176,6 +176,33 @@ def test_full_finetune_trains_the_whole_network_and_keeps_the_best_validation_st
         torch.testing.assert_close(value, again.network.state_dict()[key])
 
 
+def test_end_to_end_recipe_trains_from_imagenet_without_cached_phases_and_updates_batchnorm(
+        tiny_manifest, tmp_path):
+    records, _ = load_manifest(tiny_manifest)
+    classes = load_taxonomy().classes
+    from skinstation.inference.preprocessing import PreprocessConfig
+    config = TrainConfig(preprocess=PreprocessConfig(size=96), head_epochs=0, finetune_epochs=0,
+                         full_epochs=1, full_lr=1e-3, full_batch_size=8,
+                         full_batchnorm_stats=True, threads=1)
+    imagenet = build_network("mobilenet_v2", 7, pretrained=True).state_dict()
+    lines: list[str] = []
+    result = train_classifier(records[:35], records[35:], classes, config, tmp_path / "c",
+                              log=lines.append)
+    assert [h["phase"] for h in result.history] == [3.0, 3.0]  # start, epoch 1: nothing cached
+    assert not list((tmp_path / "c").glob("trunk-*")) and not any(
+        line.startswith("[head]") for line in lines)
+    (checkpoint,) = (tmp_path / "c").glob("full-*.pt")
+    last = torch.load(checkpoint, weights_only=True)["network"]
+    # it started from ImageNet (the stem's running statistics are ImageNet's before training)
+    # and the batches moved BatchNorm statistics, which the default recipe leaves alone
+    for name in ("features.0.1.running_mean", "features.18.1.running_var"):
+        assert not torch.equal(last[name], imagenet[name]), name
+    tracked = "features.0.1.num_batches_tracked"  # 35 images in batches of 8: 5 more batches
+    assert int(last[tracked]) == int(imagenet[tracked]) + 5
+    with pytest.raises(ValueError, match="nothing to train"):
+        TrainConfig(head_epochs=0, finetune_epochs=0, full_epochs=0)
+
+
 def test_starting_from_weights_needs_full_finetune_epochs(tiny_manifest, tmp_path):
     records, _ = load_manifest(tiny_manifest)
     start = build_network("mobilenet_v2", 7, pretrained=False).state_dict()
