@@ -173,7 +173,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
               f"({capture_seconds / 60:.1f} min)", file=sys.stderr, flush=True)
 
         job = engine.post("/admin/training-jobs", admin, json={}).json()
-        env = {**os.environ, "SKINSTATION_CONFIG": str(engine.config)}
+        env = {**os.environ, "SKINSTATION_CONFIG": str(engine.config),
+               **engine.server.env}  # the engine's keyring: its images are encrypted at rest
         env.pop("SKINSTATION_HOME", None)
         started = time.monotonic()
         worker = subprocess.run(

@@ -157,6 +157,10 @@ class SyncSettings:
                 f"sync.max_server_errors must be >= 1, got {self.max_server_errors}")
 
 
+DICOM_IMMERSION_MEDIA = ("ULTRASOUND_GEL", "ALCOHOL", "WATER", "MINERAL_OIL", "PLASTIC_CAP")
+"""Enumerated Values of DICOM Immersion Media (0016,1004); sources in interop/dicom_standard."""
+
+
 @dataclass(frozen=True)
 class InteropSettings:
     """Exports of captures to hospital systems: DICOM files, a PACS, a FHIR server.
@@ -172,7 +176,8 @@ class InteropSettings:
         contact_method: How the dermatoscope meets the skin (DICOM Contact Method):
             ``CONTACT`` or ``NON_CONTACT``.
         immersion_media: With ``CONTACT``: the immersion media used (DICOM Immersion Media,
-            e.g. ``["GEL"]``; required then).
+            one or more of :data:`DICOM_IMMERSION_MEDIA`, e.g. ``["ULTRASOUND_GEL"]``;
+            required then).
         optical_magnification: The dermatoscope's optical magnification (0: not known).
     """
 
@@ -193,6 +198,10 @@ class InteropSettings:
                              f"{self.contact_method!r}")
         if self.contact_method == "CONTACT" and not self.immersion_media:
             raise ValueError("interop.immersion_media is required with contact_method CONTACT")
+        unknown = [m for m in self.immersion_media if m not in DICOM_IMMERSION_MEDIA]
+        if unknown:
+            raise ValueError(f"interop.immersion_media {', '.join(unknown)} not DICOM Immersion "
+                             f"Media values; use {', '.join(DICOM_IMMERSION_MEDIA)}")
         for title in (self.pacs_ae_title, self.station_ae_title):
             if not 0 < len(title.strip()) <= 16:
                 raise ValueError(f"an AE title has 1 to 16 characters, got {title!r}")

@@ -6,11 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 
 from skinstation.auth import Role
 from skinstation.camera import SimulatedDermatoscope
 from skinstation.inference.preprocessing import decode_image
+from skinstation.interop.records import ExportCapture
 from skinstation.services.station import SavedCapture, StationService
 from skinstation.settings import Settings
 from skinstation.storage import AuditEvent
@@ -69,3 +71,18 @@ def audit_rows(service: StationService, action: str) -> list[tuple[int | None, s
         return [(row.actor_id, row.entity_id, dict(row.detail)) for row in
                 db.scalars(select(AuditEvent).where(AuditEvent.action == action)
                            .order_by(AuditEvent.id))]
+
+
+def export_record(**changes: object) -> ExportCapture:
+    """A plain :class:`ExportCapture` (8x6 RGB pixels, no station) with ``changes`` applied."""
+    moment = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    fields: dict[str, object] = dict(
+        capture_id=1, capture_uid="0c7d2c55-9f5e-4b8e-8d2f-6f9e3b0a1c2d", station_id="ST-1",
+        device_id="sim-dermatoscope", band="white", body_site="back", capture_time=moment,
+        pixels=np.zeros((6, 8, 3), dtype=np.uint8), image=b"", image_media_type="image/png",
+        lossy=False, patient_pseudonym=PSEUDONYM, patient_name=None,
+        visit_uid="5e0f8a7b-2f1c-4d3e-9a8b-7c6d5e4f3a2b", visit_number=1,
+        visit_opened_at=moment, multispectral_group_id=None, multispectral_index=None,
+        prediction=None, software_version="test")
+    fields.update(changes)
+    return ExportCapture(**fields)  # type: ignore[arg-type]

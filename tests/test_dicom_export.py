@@ -12,63 +12,198 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 
+from skinstation.camera.illumination import BANDS
 from skinstation.cli import main
+from skinstation.interop import dicom_standard
+from skinstation.interop.dicom import (
+    BAND_ILLUMINATION,
+    DermoscopeOptics,
+    build_dataset,
+    missing_attributes,
+    write_capture,
+)
 from skinstation.interop.pacs import PacsError
 from skinstation.interop.records import NOT_A_DIAGNOSIS
 from skinstation.services.export import export_capture_dicom, send_dicom
-from tests.export_helpers import NAME, PSEUDONYM, audit_rows, make_captures, stored_pixels
+from tests.export_helpers import (
+    NAME,
+    PSEUDONYM,
+    audit_rows,
+    export_record,
+    make_captures,
+    stored_pixels,
+)
 
 DERMOSCOPIC_PHOTOGRAPHY = "1.2.840.10008.5.1.4.1.1.77.1.7"
 
-# Type 1 (value required) and Type 2 (present, may be empty) attributes of every module this
-# export claims for the Dermoscopic Photography Image IOD (PS3.3 A.32.12), written out here
-# independently of the exporter's own table.
-TYPE1 = {
-    "Patient": ["PatientID"],
-    "General Study": ["StudyInstanceUID"],
-    "General Series": ["Modality", "SeriesInstanceUID"],
-    "General Equipment": [],
-    "Enhanced General Equipment": ["Manufacturer", "ManufacturerModelName",
-                                   "DeviceSerialNumber", "SoftwareVersions"],
-    "General Image": [],
-    "Image Pixel": ["SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns",
-                    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
-                    "PlanarConfiguration", "PixelData"],
-    "VL Image": ["ImageType", "ContentTime"],
-    "Dermoscopic Image": ["RecognizableVisualFeatures", "AnatomicRegionSequence"],
-    "SOP Common": ["SOPClassUID", "SOPInstanceUID", "SpecificCharacterSet"],
+# Type 1 / 1C (value required) and Type 2 / 2C (present, may be empty) attributes of every
+# module written for the Dermoscopic Photography Image IOD (PS3.3 A.32.11), written out here
+# from the sources (dicom3tools module/iodcomp tables, see skinstation/interop/
+# dicom_standard.py), independently of the exporter's own table. General Acquisition has
+# Type 3 attributes only. 1C/2C: the export meets the condition always, except Laterality
+# (a paired body part) and Immersion Media (Contact Method CONTACT).
+MODULES = {
+    "Patient": {"PatientName": "2", "PatientID": "2", "PatientBirthDate": "2",
+                "PatientSex": "2"},
+    "General Study": {"StudyInstanceUID": "1", "StudyDate": "2", "StudyTime": "2",
+                      "ReferringPhysicianName": "2", "StudyID": "2", "AccessionNumber": "2"},
+    "General Series": {"Modality": "1C", "SeriesInstanceUID": "1", "SeriesNumber": "2",
+                       "Laterality": "2C"},
+    "General Equipment": {"Manufacturer": "2"},
+    "Enhanced General Equipment": {"Manufacturer": "1", "ManufacturerModelName": "1",
+                                   "DeviceSerialNumber": "1", "SoftwareVersions": "1"},
+    "General Acquisition": {},
+    "General Image": {"InstanceNumber": "2", "PatientOrientation": "2C", "ContentDate": "2C",
+                      "ContentTime": "2C"},
+    "Image Pixel": {"SamplesPerPixel": "1", "PhotometricInterpretation": "1", "Rows": "1",
+                    "Columns": "1", "BitsAllocated": "1", "BitsStored": "1", "HighBit": "1",
+                    "PixelRepresentation": "1", "PlanarConfiguration": "1C",
+                    "PixelData": "1C"},
+    "Acquisition Context": {"AcquisitionContextSequence": "2"},
+    "VL Image": {"ImageType": "1", "PhotometricInterpretation": "1", "BitsAllocated": "1",
+                 "BitsStored": "1", "HighBit": "1", "PixelRepresentation": "1",
+                 "SamplesPerPixel": "1", "PlanarConfiguration": "1C", "ContentTime": "1C",
+                 "LossyImageCompression": "2"},
+    "Dermoscopic Image": {"RecognizableVisualFeatures": "1", "LightSourcePolarization": "2",
+                          "EmitterColorTemperature": "2", "ContactMethod": "2",
+                          "ImmersionMedia": "2C", "OpticalMagnificationFactor": "2"},
+    "SOP Common": {"SOPClassUID": "1", "SOPInstanceUID": "1", "SpecificCharacterSet": "1C"},
 }
-TYPE2 = {
-    "Patient": ["PatientName", "PatientBirthDate", "PatientSex"],
-    "General Study": ["StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-                      "AccessionNumber"],
-    "General Series": ["SeriesNumber"],
-    "General Equipment": ["Manufacturer"],
-    "General Image": ["InstanceNumber", "PatientOrientation", "ContentDate", "ContentTime"],
-    "Acquisition Context": ["AcquisitionContextSequence"],
-    "VL Image": ["LossyImageCompression"],
-    "Dermoscopic Image": ["LightSourcePolarization", "EmitterColorTemperature",
-                          "ContactMethod", "OpticalMagnificationFactor"],
-}
+# (module, usage) of the IOD; every Mandatory one is written, no User-optional one.
+IOD = [("Patient", "M"), ("Clinical Trial Subject", "U"), ("General Study", "M"),
+       ("Patient Study", "U"), ("Clinical Trial Study", "U"), ("General Series", "M"),
+       ("Clinical Trial Series", "U"), ("Frame of Reference", "U"), ("General Equipment", "M"),
+       ("Enhanced General Equipment", "M"), ("VL Photographic Equipment", "U"),
+       ("General Acquisition", "M"), ("General Image", "M"), ("General Reference", "U"),
+       ("Image Pixel", "M"), ("Acquisition Context", "M"), ("VL Image", "M"),
+       ("VL Photographic Acquisition", "U"), ("Dermoscopic Image", "M"), ("ICC Profile", "U"),
+       ("SOP Common", "M"), ("Common Instance Reference", "U")]
+# Tag, VR of the Dermoscopic Image attributes and the anatomic region (pydicom dictionary).
+TAGS = {"RecognizableVisualFeatures": (0x00280302, "CS"),
+        "LightSourcePolarization": (0x00161001, "CS"),
+        "EmitterColorTemperature": (0x00161002, "DS"), "ContactMethod": (0x00161003, "CS"),
+        "ImmersionMedia": (0x00161004, "CS"), "OpticalMagnificationFactor": (0x00161005, "DS"),
+        "AnatomicRegionSequence": (0x00082218, "SQ"), "Laterality": (0x00200060, "CS"),
+        "Modality": (0x00080060, "CS")}
+# Station body site -> (SNOMED CT code, DICOM Code Meaning, paired).
+SITES = {"scalp": ("41695006", "Scalp", False), "face": ("89545001", "Face", False),
+         "ear": ("117590005", "Ear", True), "neck": ("45048000", "Neck", False),
+         "chest": ("816094009", "Chest", False), "abdomen": ("818981001", "Abdomen", False),
+         "back": ("77568009", "Back", False), "trunk": ("22943007", "Trunk", False),
+         "genital": ("71934003", "Genital structure", False),
+         "upper_extremity": ("53120007", "Upper limb", True),
+         "hand": ("85562004", "Hand", True),
+         "lower_extremity": ("61685007", "Lower limb", True),
+         "foot": ("56459004", "Foot", True), "acral": ("39937001", "Skin", False),
+         "unknown": ("39937001", "Skin", False)}
+IMMERSION_MEDIA = ("ULTRASOUND_GEL", "ALCOHOL", "WATER", "MINERAL_OIL", "PLASTIC_CAP")
 
 
-def check_required(ds) -> list[str]:
+def check_required(ds, *, paired: bool = False) -> list[str]:
+    """Problems of ``ds`` against :data:`MODULES` (Laterality only for a paired site)."""
+    needed = {"Laterality": paired, "ImmersionMedia": ds.get("ContactMethod") == "CONTACT"}
     problems = []
-    for module, keywords in TYPE1.items():
-        for keyword in keywords:
-            value = ds.get(keyword)
-            if value is None or (hasattr(value, "__len__") and len(value) == 0):
-                problems.append(f"{module}: {keyword} (Type 1) missing or empty")
-    for module, keywords in TYPE2.items():
-        problems += [f"{module}: {k} (Type 2) absent" for k in keywords if k not in ds]
+    for module, attributes in MODULES.items():
+        for keyword, kind in attributes.items():
+            if not needed.get(keyword, True):
+                continue
+            if keyword not in ds:
+                problems.append(f"{module}: {keyword} (Type {kind}) absent")
+            elif kind.startswith("1") and ds[keyword].is_empty:
+                problems.append(f"{module}: {keyword} (Type {kind}) empty")
     for item in ds.get("AnatomicRegionSequence", []):
         for keyword in ("CodeValue", "CodingSchemeDesignator", "CodeMeaning"):
             if not item.get(keyword):
                 problems.append(f"AnatomicRegionSequence item: {keyword} missing")
     return problems
+
+
+def test_the_exporters_tables_are_the_verified_ones() -> None:
+    assert dicom_standard.SOP_CLASS_UID == DERMOSCOPIC_PHOTOGRAPHY
+    assert dicom_standard.MODALITY == "DMS"
+    assert dicom_standard.MODULE_ATTRIBUTES == MODULES
+    assert [(m, u) for m, u, _ in dicom_standard.IOD_MODULES] == IOD
+    written = [m for m, _, w in dicom_standard.IOD_MODULES if w]
+    assert written == [m for m, u in IOD if u == "M"] == list(MODULES)
+    assert dicom_standard.LIGHT_SOURCE_POLARIZATION == ("POLARIZED", "NON_POLARIZED")
+    assert dicom_standard.CONTACT_METHODS == ("CONTACT", "NON_CONTACT")
+    assert dicom_standard.IMMERSION_MEDIA == IMMERSION_MEDIA
+    for keyword, (tag, vr) in TAGS.items():
+        assert (tag_for_keyword(keyword), dictionary_VR(tag)) == (tag, vr)
+
+
+def test_every_station_band_has_its_light_source_polarization() -> None:
+    assert set(BAND_ILLUMINATION) == set(BANDS)
+    for band in BANDS:
+        ds = build_dataset(export_record(band=band), DermoscopeOptics())
+        expected = "POLARIZED" if band == "cross_polarised" else "NON_POLARIZED"
+        assert ds.LightSourcePolarization == expected
+        assert BAND_ILLUMINATION[band].wavelength_nm == BANDS[band].wavelength_nm
+
+
+@pytest.mark.parametrize("site", sorted(SITES))
+def test_every_body_site_is_its_snomed_region(site: str, tmp_path: Path) -> None:
+    code, meaning, paired = SITES[site]
+    path = write_capture(export_record(body_site=site), DermoscopeOptics(), tmp_path)
+    ds = dcmread(path)
+    assert len(ds.AnatomicRegionSequence) == 1
+    item = ds.AnatomicRegionSequence[0]
+    assert (item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning) == (
+        code, "SCT", meaning)
+    assert ("Laterality" in ds) is paired
+    if paired:  # Type 2C: present, empty (the station does not record the side)
+        assert ds["Laterality"].is_empty
+    assert check_required(ds, paired=paired) == []
+    assert missing_attributes(ds) == {}
+    if paired:
+        del ds.Laterality
+        assert missing_attributes(ds) == {"General Series": ["Laterality"]}
+
+
+def test_immersion_media_are_dicom_enumerated_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"GEL not DICOM Immersion Media values; use "
+                       r"ULTRASOUND_GEL, ALCOHOL, WATER, MINERAL_OIL, PLASTIC_CAP"):
+        DermoscopeOptics("CONTACT", ("GEL",))
+    from skinstation.settings import InteropSettings  # refused when the settings are read
+    with pytest.raises(ValueError, match=r"interop.immersion_media GEL not DICOM Immersion "
+                       r"Media values; use ULTRASOUND_GEL, ALCOHOL"):
+        InteropSettings(contact_method="CONTACT", immersion_media=("GEL",))
+    with pytest.raises(ValueError, match=r"contact method 'contact' is not one of DICOM's "
+                       r"CONTACT, NON_CONTACT"):
+        DermoscopeOptics("contact")
+    optics = DermoscopeOptics("CONTACT", ("ULTRASOUND_GEL", "ALCOHOL"), 10.0)
+    ds = dcmread(write_capture(export_record(), optics, tmp_path))
+    assert ds.ContactMethod == "CONTACT"
+    assert list(ds.ImmersionMedia) == ["ULTRASOUND_GEL", "ALCOHOL"]
+    assert ds["ImmersionMedia"].VR == "CS"
+    # Non-contact: no Immersion Media (Type 2C, its condition does not hold).
+    ds = build_dataset(export_record(), DermoscopeOptics("NON_CONTACT", (), 0.0))
+    assert "ImmersionMedia" not in ds
+    assert ds["OpticalMagnificationFactor"].is_empty  # Type 2: magnification not known
+
+
+def test_missing_attributes_reports_types_and_enumerated_values() -> None:
+    ds = build_dataset(export_record(), DermoscopeOptics())
+    assert missing_attributes(ds) == {}
+    ds.RecognizableVisualFeatures = ""
+    ds.LightSourcePolarization = "CROSS"
+    del ds.ContactMethod
+    ds.Modality = "XC"
+    assert missing_attributes(ds) == {
+        "Dermoscopic Image": ["RecognizableVisualFeatures", "ContactMethod",
+                              "LightSourcePolarization (POLARIZED/NON_POLARIZED/)",
+                              "RecognizableVisualFeatures (YES/NO)"],
+        "General Series": ["Modality (DMS)"]}
+    ds = build_dataset(export_record(), DermoscopeOptics("CONTACT", ("WATER",)))
+    ds.ImmersionMedia = "GEL"
+    assert missing_attributes(ds) == {"Dermoscopic Image": [
+        "ImmersionMedia (ULTRASOUND_GEL/ALCOHOL/WATER/MINERAL_OIL/PLASTIC_CAP)"]}
+    del ds.ImmersionMedia
+    assert missing_attributes(ds) == {"Dermoscopic Image": ["ImmersionMedia"]}
 
 
 @pytest.fixture()
@@ -87,21 +222,37 @@ def test_capture_reads_back_with_every_required_attribute(made, tmp_path: Path) 
     datasets = [dcmread(path) for path in paths]
     for ds in datasets:
         assert check_required(ds) == []
+        assert missing_attributes(ds) == {}
         assert ds.SOPClassUID == DERMOSCOPIC_PHOTOGRAPHY
         assert ds.file_meta.MediaStorageSOPClassUID == DERMOSCOPIC_PHOTOGRAPHY
         assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert ds.SpecificCharacterSet == "ISO_IR 192"
         assert ds.Modality == "DMS"
+        assert "Laterality" not in ds  # the back is not a paired body part
         assert ds.PatientID == PSEUDONYM
         assert str(ds.PatientName) == ""
-        assert ds.PhotometricInterpretation == "RGB"
+        assert (ds.PatientBirthDate, ds.PatientSex) == ("", "")
+        assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY"]
+        assert (ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration) == (
+            3, "RGB", 0)
+        assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (
+            8, 8, 7, 0)
+        assert ds.AcquisitionContextSequence == []
+        assert (ds.BurnedInAnnotation, ds.RecognizableVisualFeatures) == ("NO", "NO")
         assert ds.ContactMethod == "NON_CONTACT"
         assert "ImmersionMedia" not in ds
+        assert ds["EmitterColorTemperature"].is_empty
         assert float(ds.OpticalMagnificationFactor) == 10.0
+        for keyword, (tag, vr) in TAGS.items():
+            if keyword in ds:  # the VR as written (Explicit VR) and the tag
+                assert (ds[keyword].tag, ds[keyword].VR) == (tag, vr)
+        assert len(ds.AnatomicRegionSequence) == 1
         region = ds.AnatomicRegionSequence[0]
         assert (region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning) == (
             "77568009", "SCT", "Back")
         assert NOT_A_DIAGNOSIS in ds.ImageComments
         assert ds.LossyImageCompression == "00"
+        assert "LossyImageCompressionMethod" not in ds
     white_ds, polarised_ds, uv_ds = datasets
     # The pixels are the stored image, exactly.
     assert np.array_equal(white_ds.pixel_array, stored_pixels(service, white.id))
@@ -143,12 +294,14 @@ def test_names_leave_the_station_only_when_configured(settings, tiny_model, ham_
         assert NAME.encode() not in path.read_bytes()
         made.service.settings = made.service.settings.replace(
             interop={"send_patient_names": True, "contact_method": "CONTACT",
-                     "immersion_media": ["GEL"]})
+                     "immersion_media": ["ULTRASOUND_GEL"]})
         ds = dcmread(export_capture_dicom(made.service, capture.id, tmp_path / "sent"))
         assert str(ds.PatientName) == NAME
         assert ds.PatientID == PSEUDONYM
-        assert (ds.ContactMethod, ds.ImmersionMedia) == ("CONTACT", "GEL")
-        assert ds.AnatomicRegionSequence[0].CodeValue == "89545001"
+        assert (ds.ContactMethod, ds.ImmersionMedia) == ("CONTACT", "ULTRASOUND_GEL")
+        region = ds.AnatomicRegionSequence[0]
+        assert (region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning) == (
+            "89545001", "SCT", "Face")
         assert audit_rows(made.service, "capture.exported")[-1][2]["names"] is True
     finally:
         made.service.database.dispose()

@@ -3,6 +3,6 @@
 Pure builders over :class:`~skinstation.interop.records.ExportCapture` (read from storage by
 :mod:`skinstation.services.export`): :mod:`.dicom` (Dermoscopic Photography images),
 :mod:`.pacs` (C-STORE), :mod:`.fhir` (DiagnosticReport bundles, POST), :mod:`.body_sites`
-(SNOMED CT). Every export identifies the patient by the pseudonym and carries the
-not-a-diagnosis notice.
+(SNOMED CT), :mod:`.dicom_standard` (the IOD's verified modules, Types and values). Every
+export identifies the patient by the pseudonym and carries the not-a-diagnosis notice.
 """
