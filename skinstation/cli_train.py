@@ -14,7 +14,7 @@ from typing import Any
 
 from skinstation.cli import _pairs, _rate, _resolve_source, _settings
 from skinstation.settings import Settings
-from skinstation.training.augment import COLOUR_ROBUST, AugmentConfig
+from skinstation.training.augment import BASELINE_JITTER, COLOUR_ROBUST, AugmentConfig
 from skinstation.training.runs import (
     StopFlag,
     format_status,
@@ -27,7 +27,8 @@ from skinstation.training.runs import (
     write_status,
 )
 
-AUGMENTATIONS = {"colour-robust": COLOUR_ROBUST, "standard": AugmentConfig()}
+AUGMENTATIONS = {"colour-robust": COLOUR_ROBUST, "standard": AugmentConfig(),
+                 "baseline-jitter": BASELINE_JITTER}
 """Augmentation recipes by ``--augment`` name."""
 
 
@@ -194,7 +195,8 @@ def register_train_command(commands: Any, defaults: Any) -> None:
                             "resources/splits/<kind>.csv; repeatable)")
     train.add_argument("--augment", default="colour-robust", choices=sorted(AUGMENTATIONS),
                        help="augmentation recipe (colour-robust: saturation, hue, gamma, "
-                            "white-balance casts, blur, JPEG)")
+                            "white-balance casts, blur, JPEG; baseline-jitter: the plain "
+                            "baseline's ColorJitter(0.2, 0.2, 0.2, 0.05); standard: mild)")
     train.add_argument("--eval", action="append", default=[],
                        help="extra source evaluated in full (repeatable)")
     train.add_argument("--architecture", default="mobilenet_v2",

@@ -60,6 +60,11 @@ COLOUR_ROBUST = AugmentConfig(saturation=0.65, hue=22.0, brightness=0.2, contras
 """The colour-robust recipe: covers saturation x0.6-1.6, hue +-0.05 turn, gamma 0.7-1.4 and
 the white-balance casts of the robustness evaluation, with some margin."""
 
+BASELINE_JITTER = AugmentConfig(brightness=0.2, contrast=0.2, saturation=0.2, hue=18.0)
+"""The plain baseline's colour jitter (``bench/bench_baseline.py``: torchvision
+``ColorJitter(0.2, 0.2, 0.2, 0.05)``, hue 0.05 of a turn = 18 degrees), with the station's
+geometry; no gamma, casts, blur or JPEG."""
+
 
 def augment(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
             colour_constancy_power: float | None = None) -> np.ndarray:
