@@ -17,6 +17,7 @@ import pytest
 
 from skinstation.auth import PermissionDeniedError, Role, Session
 from skinstation.camera import Frame
+from skinstation.core.i18n import TranslatableError, text
 from skinstation.inference.lesion_change import compare, measure_lesion
 from skinstation.inference.lesion_registration import register
 from skinstation.inference.segmentation import segment_lesion
@@ -24,6 +25,7 @@ from skinstation.services.lesion_compare import compare_captures
 from skinstation.services.lesions import LesionService
 from skinstation.services.station import StationService
 from skinstation.settings import Settings
+from skinstation.ui.errors import describe_error
 from tests.test_storage_helpers import FakeClock, open_backend
 
 PASSWORD = "correct horse battery"
@@ -39,6 +41,13 @@ def _lesion_image(radius: int, centre: tuple[int, int], seed: int) -> np.ndarray
     image = np.clip(image + noise, 0, 255).astype(np.uint8)
     cv2.circle(image, centre, radius, (95, 60, 45), -1)
     return image
+
+
+def _tr(language: str):
+    """The window's translator in ``language``."""
+    def tr(key: str, **values: object) -> str:
+        return text(key, language).format(**values)
+    return tr
 
 
 @dataclass
@@ -110,8 +119,11 @@ def test_the_comparison_is_the_measured_change_of_the_stored_pair(pair: Pair) ->
 
 
 def test_the_same_capture_twice_and_admins_are_refused(pair: Pair) -> None:
-    with pytest.raises(ValueError, match="two different captures"):
+    with pytest.raises(ValueError, match=r"^Choose two different captures to compare\.$") \
+            as refused:
         compare_captures(pair.station, pair.nurse, pair.earlier, pair.earlier)
+    assert isinstance(refused.value, TranslatableError)
+    assert describe_error(refused.value, _tr("ko")) == "서로 다른 촬영 두 장을 골라 비교하세요."
     with pytest.raises(PermissionDeniedError):
         compare_captures(pair.station, pair.admin, pair.earlier, pair.later)
 
@@ -127,5 +139,14 @@ def test_a_capture_without_a_lesion_is_refused_with_a_clear_message(pair: Pair) 
     blank = pair.station.save_capture(pair.nurse, visit, frame, band="white", body_site="back",
                                       access_time=at).capture.id
     assert not segment_lesion(skin).any()
-    with pytest.raises(ValueError, match=rf"no lesion found in capture #{blank}: retake it"):
+    with pytest.raises(ValueError, match=rf"^No lesion found in capture #{blank}: retake it") \
+            as refused:
         compare_captures(pair.station, pair.nurse, pair.earlier, blank)
+    # the window shows it in its own language
+    assert refused.value.translated("ko") == (
+        f"촬영 #{blank}에서 병변을 찾지 못했습니다. 병변이 가운데 오도록 다시 촬영하거나 "
+        "다른 촬영과 비교하세요.")
+    assert describe_error(refused.value, _tr("ko")) == refused.value.translated("ko")
+    assert describe_error(refused.value, _tr("en")) == (
+        f"No lesion found in capture #{blank}: retake it centred on the lesion, or compare "
+        "another capture.")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skinstation.auth import Session
+from skinstation.core.i18n import TranslatableError
 from skinstation.inference.lesion_change import (
     LesionChange,
     LesionMeasurement,
@@ -37,6 +38,13 @@ from skinstation.services.station import StationService
 
 MEASURES = ("area", "diameter", "colour")
 """The rows :meth:`LesionComparison.rows` gives, in order."""
+
+
+class ComparisonError(TranslatableError, ValueError):
+    """Two captures that cannot be compared, said in the window's language.
+
+    Raised with a text key (``error.compare.*``); ``str()`` is the English text.
+    """
 
 
 @dataclass(frozen=True)
@@ -143,13 +151,14 @@ def compare_captures(station: StationService, session: Session, first_id: int,
         The comparison of the earlier (``before``) with the later (``after``) capture.
 
     Raises:
-        ValueError: If both ids are the same capture, or no lesion is found in one of them
-            (a change against nothing would read "+∞, changed").
+        ComparisonError: If both ids are the same capture (``error.compare.same_capture``),
+            or no lesion is found in one of them (``error.compare.no_lesion``: a change
+            against nothing would read "+∞, changed"). A ``ValueError`` too.
         PermissionDeniedError: If the session may not view captures.
         NotFoundError: If a capture does not exist.
     """
     if first_id == second_id:
-        raise ValueError("compare two different captures")
+        raise ComparisonError("error.compare.same_capture")
     first = station.capture_detail(session, first_id)
     second = station.capture_detail(session, second_id)
     if (second.capture.capture_time, second.capture.id) < (first.capture.capture_time,
@@ -159,8 +168,7 @@ def compare_captures(station: StationService, session: Session, first_id: int,
     after_mask = segment_lesion(second.pixels)
     for detail, mask in ((first, before_mask), (second, after_mask)):
         if not mask.any():
-            raise ValueError(f"no lesion found in capture #{detail.capture.id}: retake it "
-                             "centred on the lesion, or compare another capture")
+            raise ComparisonError("error.compare.no_lesion", id=detail.capture.id)
     registration = register(first.pixels, second.pixels, before_mask, after_mask)
     before_measure = measure_lesion(first.pixels, before_mask)
     after_measure = measure_lesion(second.pixels, after_mask)

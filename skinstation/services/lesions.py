@@ -90,7 +90,8 @@ class LesionService:
         """Mark the lesion at ``x``/``y`` (0..1) on an overview (macro) capture; None clears.
 
         Raises:
-            ValueError: Another patient's capture, or no / a bad point.
+            LesionError: Another patient's capture, or no / a bad point (a ``ValueError``
+                whose text the window shows in its language).
             NotFoundError: No such lesion or capture.
             PermissionDeniedError: Unless the session may capture.
         """

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from sqlalchemy import select
 
@@ -49,6 +50,9 @@ NOTE_LIMIT = 300
 
 TIMELINE_LIMIT = 7
 """Most captures a lesion report shows as thumbnails."""
+
+OVERVIEW_SIDE = 480
+"""Long side (pixels) of a lesion's overview photo on the page."""
 
 Translate = Callable[..., str]
 
@@ -307,13 +311,28 @@ def _decision_words(tr: Translate, decision: str | None) -> str:
     return tr(f"decision.{decision}")
 
 
+def _overview(service: StationService, session: Session, capture_id: int | None,
+              point: tuple[float, float] | None) -> np.ndarray | None:
+    """A lesion's overview photo with a ring (white halo, red line) around its marked point."""
+    if capture_id is None or point is None:
+        return None
+    pixels = service.thumbnails(session, [capture_id], max_side=OVERVIEW_SIDE)[capture_id].copy()
+    height, width = pixels.shape[:2]
+    centre = (min(width - 1, int(point[0] * width)), min(height - 1, int(point[1] * height)))
+    radius = max(6, round(min(height, width) * 0.06))
+    cv2.circle(pixels, centre, radius, (255, 255, 255), 5, cv2.LINE_AA)
+    cv2.circle(pixels, centre, radius, (209, 36, 47), 2, cv2.LINE_AA)
+    return pixels
+
+
 def lesion_report(service: StationService, session: Session, lesion_id: int, out_path: Path,
                   language: str | None = None, *, heatmap: bool = False) -> Path:
     """Write the one-page referral report of a lesion over time (owner-only; audited).
 
     The page details the lesion's newest classified capture (as :func:`capture_report`) and
     shows up to :data:`TIMELINE_LIMIT` of its captures as small thumbnails, newest first,
-    each with its date, decision and referral flag.
+    each with its date, decision and referral flag; and the lesion's overview photo with the
+    lesion circled, when one is set (:meth:`LesionService.set_overview`).
 
     Args:
         service: The station service.
@@ -355,7 +374,10 @@ def lesion_report(service: StationService, session: Session, lesion_id: int, out
         facts=[*page.facts, (tr("report.lesion"), name)], site_code=lesion.body_site,
         site_view=lesion.view, site_side=lesion.side,
         timeline_heading=tr("report.timeline", shown=len(shown), count=len(timeline)),
-        timeline=strip)
+        timeline=strip,
+        overview=_overview(service, session, lesion.overview_capture_id, lesion.overview_point),
+        overview_caption="" if lesion.overview_capture_id is None else tr(
+            "report.overview", id=lesion.overview_capture_id))
     return _write(service, actor_id, page, font, Path(out_path), "lesion", lesion_id,
                   {"language": language, "names": record.name is not None,
                    "heatmap": page.heatmap is not None, "captures": len(timeline),

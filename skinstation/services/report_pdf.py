@@ -88,6 +88,8 @@ class ReportPage:
         image_caption: Its caption.
         heatmap: The Grad-CAM overlay (RGB uint8), or None.
         heatmap_caption: Its caption.
+        overview: A lesion's overview photo with the lesion marked (RGB uint8), or None.
+        overview_caption: Its caption.
         site_code: The body-site code marked on the body map.
         site_view: ``front`` or ``back`` when known (a lesion's placement), else "".
         site_side: The patient's ``left``/``right`` when known, else "".
@@ -119,6 +121,8 @@ class ReportPage:
     footer: str
     heatmap: np.ndarray | None = None
     heatmap_caption: str = ""
+    overview: np.ndarray | None = None
+    overview_caption: str = ""
     referral_line: str = ""
     groups_heading: str = ""
     groups: Sequence[tuple[str, str]] = ()
@@ -257,7 +261,10 @@ def _story(page: ReportPage, font: ReportFont, width: float, compact: bool) -> l
                               colWidths=[width * 0.17, width * 0.33] * 2)))
     story.append(Spacer(1, 4))
     room = width - MAP_WIDTH - 8  # beside the body map
-    side = min(room / (7 / 3) - 8 if page.heatmap is not None else room * 3 / 4, 240.0)
+    extras = [(pixels, caption) for pixels, caption in ((page.heatmap, page.heatmap_caption),
+                                                         (page.overview, page.overview_caption))
+              if pixels is not None]
+    side = min(room / (4 / 3 + len(extras)) - 8 if extras else room * 3 / 4, 240.0)
     side *= 0.75 if compact else 1.0
     pictures: list[Flowable] = []
     captions: list[Flowable] = []
@@ -266,9 +273,9 @@ def _story(page: ReportPage, font: ReportFont, width: float, compact: bool) -> l
         pictures.append(_image(page.image, side * 4 / 3, side))
         captions.append(_p(page.image_caption, styles["small"]))
         widths.append(side * 4 / 3 + 4)
-    if page.heatmap is not None:
-        pictures.append(_image(page.heatmap, side, side))
-        captions.append(_p(page.heatmap_caption, styles["small"]))
+    for pixels, caption in extras:  # the heatmap, a lesion's overview photo
+        pictures.append(_image(pixels, side, side))
+        captions.append(_p(caption, styles["small"]))
         widths.append(side + 4)
     pictures.append(body_map(page.site_code, page.views, font, page.site_view,
                              page.site_side))

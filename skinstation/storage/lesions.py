@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from skinstation.core.i18n import KeyedError
 from skinstation.core.triage import SKIN_CANCER
 from skinstation.storage.audit import AuditAction
 from skinstation.storage.audited_store import AuditedStore
@@ -41,6 +42,13 @@ FITZPATRICK_TYPES = (1, 2, 3, 4, 5, 6)
 """Fitzpatrick skin types I-VI, stored as 1..6."""
 
 EARLIEST_BIRTH_YEAR = 1900
+
+
+class LesionError(KeyedError, ValueError):
+    """A refused lesion point or overview, said in the window's language.
+
+    Raised with a text key (``error.lesion.*``; see :class:`~skinstation.core.i18n.KeyedError`).
+    """
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ def check_demographics(sex: str | None, birth_year: int | None, fitzpatrick: int
 
 def _point(value: float, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{field} must be between 0 and 1; got {value!r}")
+        raise LesionError("error.lesion.point", field=field, value=repr(value))
     return float(value)
 
 
@@ -242,7 +250,8 @@ class LesionStore(AuditedStore):
         ``capture_id`` None removes the overview.
 
         Raises:
-            ValueError: The capture is another patient's, or a bad point.
+            LesionError: The capture is another patient's, or no or a bad point (a
+                ``ValueError`` with a text key).
             NotFoundError: No such lesion or capture.
         """
         with self.database.transaction() as session:
@@ -252,9 +261,9 @@ class LesionStore(AuditedStore):
             if capture_id is not None:
                 capture = get_or_raise(session, Capture, capture_id)
                 if get_or_raise(session, Visit, capture.visit_id).patient_id != lesion.patient_id:
-                    raise ValueError(f"capture {capture_id} is not of this lesion's patient")
+                    raise LesionError("error.lesion.overview_patient", id=capture_id)
                 if x is None or y is None:
-                    raise ValueError("mark the lesion's point (x and y) on the overview capture")
+                    raise LesionError("error.lesion.overview_point")
                 point = (_point(x, "x"), _point(y, "y"))
             lesion.overview_capture_id = capture_id
             lesion.overview_x, lesion.overview_y = point

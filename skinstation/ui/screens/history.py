@@ -3,7 +3,9 @@
 One line per capture action: a multispectral sequence is one line (its white frame's image
 and decision, its bands listed) that opens to every frame. Suspected skin cancer and
 referrals are highlighted by colour AND a symbol (with a legend), never colour alone.
-Visit numbers count each patient's own visits (1, 2, 3...), from storage.
+Visit numbers count each patient's own visits (1, 2, 3...), from storage. The selected
+capture's referral report, DICOM file or FHIR bundle is written from here
+(:class:`~skinstation.ui.widgets.capture_export.CaptureExportBar`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from skinstation.services.station import CaptureDetail
 from skinstation.storage import CaptureSummary, ReviewState
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
+from skinstation.ui.widgets.capture_export import CaptureExportBar
 from skinstation.ui.widgets.capture_view import CaptureView
 from skinstation.ui.widgets.common import (
     MessageBar,
@@ -116,6 +119,7 @@ class HistoryScreen(Screen):
         self.count = QLabel(self)
         self.count.setObjectName("historyCount")
         self.message = MessageBar("historyMessage", self)
+        self.export_bar = CaptureExportBar(ctx, self.message, self)
         self.detail = CaptureView(ctx.tr, "historyDetail", parent=self)
         self.compare = CompareView(ctx.tr, self)
 
@@ -135,6 +139,7 @@ class HistoryScreen(Screen):
         actions.addWidget(self.open_button)
         actions.addWidget(self.compare_button)
         list_layout.addLayout(actions)
+        list_layout.addWidget(self.export_bar)
         self.pages = QStackedWidget(self)
         self.pages.addWidget(list_page)
         self.pages.addWidget(self.detail)
@@ -172,6 +177,7 @@ class HistoryScreen(Screen):
                         tr("ui.history.compare_help"))
         set_button_text(self.back_button, tr("ui.history.back"))
         self.legend.setText(legend_text(tr))
+        self.export_bar.retranslate()
         self._update_frames_button()
         self.table.setHorizontalHeaderLabels([tr(f"ui.history.col.{c}") for c in COLUMNS])
         name_control(self.table, tr("ui.history.title"))
@@ -265,9 +271,13 @@ class HistoryScreen(Screen):
         return [self.lines[r][1].capture_id for r in rows if r < len(self.lines)]
 
     def _selection_changed(self) -> None:
-        count = len(self.selected_ids())
+        ids = self.selected_ids()
+        count = len(ids)
         self.open_button.setEnabled(count == 1)
         self.compare_button.setEnabled(count == 2)
+        self.export_bar.set_capture(next((line for _entry, line in self.lines
+                                          if line.capture_id == ids[0]), None)
+                                    if count == 1 else None)
         self._update_frames_button()
 
     def select_ids(self, capture_ids: list[int]) -> None:
@@ -363,5 +373,6 @@ class HistoryScreen(Screen):
         self.detail.show_detail(None)
         self.compare.details = None
         self.table.setRowCount(0)
+        self.export_bar.reset()
         self.message.clear_message()
         self.show_list()

@@ -4,7 +4,9 @@ The patient's lesions are those of the open visit's patient (or the one chosen l
 lines chosen and "Compare" show the pair registered onto the earlier capture, side by side and
 overlaid (opacity slider), with area, diameter and colour before, after and their change,
 flagged where :mod:`skinstation.inference.lesion_change` counts it as changed
-(:func:`skinstation.services.lesion_compare.compare_captures` does the work).
+(:func:`skinstation.services.lesion_compare.compare_captures` does the work). Under the list,
+the lesion's overview photo with the lesion marked on it
+(:class:`~skinstation.ui.widgets.lesion_overview.LesionOverviewPanel`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from skinstation.ui.widgets.common import (
 )
 from skinstation.ui.widgets.history_lines import decision_words
 from skinstation.ui.widgets.image_view import ImageView
+from skinstation.ui.widgets.lesion_overview import LesionOverviewPanel
 
 COLUMNS = ("time", "visit", "decision", "review")
 MEASURE_COLUMNS = ("measure", "before", "after", "change")
@@ -100,6 +103,8 @@ class LesionTimelineScreen(Screen):
         self.change_summary.setObjectName("changeSummary")
         self.change_summary.setWordWrap(True)
         self.message = MessageBar("lesionsMessage", self)
+        self.overview = LesionOverviewPanel(ctx, self.message, self)
+        self.overview.changed.connect(self._overview_changed)
 
         chooser = QHBoxLayout()
         chooser.addWidget(self.lesion_label)
@@ -111,6 +116,7 @@ class LesionTimelineScreen(Screen):
         left = QVBoxLayout()
         left.addLayout(chooser)
         left.addWidget(self.table, 1)
+        left.addWidget(self.overview, 1)
         left.addLayout(buttons)
         slider = QHBoxLayout()
         slider.addWidget(self.opacity_label)
@@ -152,6 +158,7 @@ class LesionTimelineScreen(Screen):
         self._fill_lesions()
         self._fill_timeline()
         self._show_comparison()
+        self.overview.retranslate()
 
     # -- data -----------------------------------------------------------------------------
 
@@ -177,6 +184,7 @@ class LesionTimelineScreen(Screen):
         current = lesion_id if lesion_id is not None else self.lesion_choice.currentData()
         self.lesions = list(lesions)
         self._fill_lesions(current)
+        self.overview.set_patient(self.patient_id)
         self._load_timeline()
 
     def _fill_lesions(self, current: int | None = None) -> None:
@@ -199,6 +207,8 @@ class LesionTimelineScreen(Screen):
         lesion_id = self.lesion_choice.currentData()
         self.comparison = None
         self._show_comparison()
+        self.overview.show_lesion(next((item for item in self.lesions if item.id == lesion_id),
+                                       None))
         if lesion_id is None or self.ctx.service is None or self.ctx.session is None:
             self.timeline = []
             self._fill_timeline()
@@ -206,6 +216,9 @@ class LesionTimelineScreen(Screen):
         service, session = self.ctx.service, self.ctx.session
         self.ctx.run_data(lambda: LesionService(service).lesion_timeline(session, lesion_id),
                           self._timeline_read, self.message.error)
+
+    def _overview_changed(self, lesion: LesionInfo) -> None:
+        self.lesions = [lesion if item.id == lesion.id else item for item in self.lesions]
 
     def _timeline_read(self, timeline: list[CaptureSummary]) -> None:
         self.timeline = list(timeline)
@@ -317,4 +330,5 @@ class LesionTimelineScreen(Screen):
         self.lesion_choice.clear()
         self.table.setRowCount(0)
         self._show_comparison()
+        self.overview.reset()
         self.message.clear_message()
