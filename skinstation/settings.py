@@ -88,6 +88,10 @@ class AuthSettings:
             raise ValueError("auth.throttle_failures must be >= 1 and auth.throttle_minutes > 0")
 
 
+MAX_FIELD_OF_VIEW_MM = 200.0
+"""Widest plausible dermatoscope field of view (``camera.field_of_view_mm``), in mm."""
+
+
 @dataclass(frozen=True)
 class CameraSettings:
     """Which frame source and light the station opens, and how.
@@ -96,7 +100,9 @@ class CameraSettings:
     ``simulator``, ``synthetic``, a camera index (``0``) or a path (``/dev/video2``, or a
     folder/video to replay). ``simulator_folder``: images or a video for the simulator.
     ``illuminator_port``: serial port of the LED controller, ``simulator`` for a simulated
-    one, or empty for a manually set light.
+    one, or empty for a manually set light. ``field_of_view_mm``: width of the dermatoscope's
+    field of view in mm (a contact dermatoscope's is fixed, e.g. 25), stored with each capture
+    as its pixel size so lesion sizes read in mm; None (not set) when not known.
     """
 
     source: str = "auto"
@@ -119,6 +125,19 @@ class CameraSettings:
         "red_660",
         "nir_850",
     )
+    field_of_view_mm: float | None = None
+
+    def __post_init__(self) -> None:
+        fov = self.field_of_view_mm
+        if fov is None:
+            return
+        if isinstance(fov, bool) or not isinstance(fov, int | float) or not (
+                0 < fov <= MAX_FIELD_OF_VIEW_MM):
+            raise ValueError(
+                "camera.field_of_view_mm must be the dermatoscope's field-of-view width in mm, "
+                f"above 0 and at most {MAX_FIELD_OF_VIEW_MM:g} (e.g. 25), or not set when not "
+                f"known; got {fov!r}")
+        object.__setattr__(self, "field_of_view_mm", float(fov))
 
 
 @dataclass(frozen=True)

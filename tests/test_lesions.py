@@ -276,7 +276,7 @@ def test_migration_0010_keeps_captures_and_patients_both_ways(settings: Settings
             assert connection.scalar(text("SELECT uid FROM captures")) == capture.uid
             assert "lesions" not in inspect(connection).get_table_names()
         command.upgrade(config, "head")
-        assert current_revision(database.engine) == head_revision() == "0010"
+        assert current_revision(database.engine) == head_revision() == "0011"
         with database.engine.connect() as connection:
             assert tuple(connection.execute(text(
                 "SELECT uid, lesion_id FROM captures")).one()) == (capture.uid, None)

@@ -92,7 +92,7 @@ def test_storage_decision_codes_match_inference() -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_migration_creates_exactly_the_models_schema(settings: Settings, backend: str) -> None:
     with open_backend(settings, backend) as database:
-        assert current_revision(database.engine) == head_revision() == "0010"
+        assert current_revision(database.engine) == head_revision() == "0011"
         assert set(inspect(database.engine).get_table_names()) == EXPECTED_TABLES
         assert _schema_diff(database.engine) == []
 
@@ -151,7 +151,7 @@ def test_upgrade_is_idempotent_and_keeps_data(settings: Settings, backend: str) 
         third = init_database(settings)
         try:
             assert before == _schema_diff(again.engine) == _schema_diff(third.engine) == []
-            assert current_revision(third.engine) == "0010"
+            assert current_revision(third.engine) == "0011"
             with third.engine.connect() as connection:
                 assert connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1
                 names = connection.scalars(text("SELECT username FROM operators")).all()

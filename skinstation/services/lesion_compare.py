@@ -9,12 +9,18 @@ Typical use::
     for row in result.rows():
         print(row.key, row.before, row.after, row.change, row.changed)
     blended = result.overlay(0.5)
+
+Sizes are in mm (area mm², maximum diameter mm) when both captures were saved with a pixel
+size (``captures.mm_per_pixel``, from ``camera.field_of_view_mm`` when each was taken), else in
+pixels (:attr:`LesionComparison.units`). The change and its flags are the same either way:
+sizes in pixels corrected by the registration's scale, as the thresholds of
+:mod:`skinstation.inference.lesion_change` were set.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +44,8 @@ from skinstation.services.station import StationService
 
 MEASURES = ("area", "diameter", "colour")
 """The rows :meth:`LesionComparison.rows` gives, in order."""
+MM, PX = "mm", "px"
+"""The units of :attr:`LesionComparison.units`."""
 
 
 class ComparisonError(TranslatableError, ValueError):
@@ -53,7 +61,11 @@ class MeasureRow:
 
     Attributes:
         key: ``area``, ``diameter`` or ``colour``.
-        before: The earlier capture's value (area in px², diameter in px, colour as L*a*b*).
+        label_key: The text key of the measure's name: ``ui.lesions.measure.<key>`` (its unit,
+            px² or px, in the name), or ``ui.lesions.measure.<key>_mm`` for sizes in mm (the
+            unit is in the values).
+        before: The earlier capture's value (area ``11310`` px² or ``19.6 mm²``, diameter
+            ``121.0`` px or ``5.0 mm``, colour as L*a*b*).
         after: The later capture's value.
         change: The change: relative for area and diameter (``+12.3%``), ΔE for colour.
         changed: Whether the change is flagged (above the threshold of
@@ -61,6 +73,7 @@ class MeasureRow:
     """
 
     key: str
+    label_key: str
     before: str
     after: str
     change: str
@@ -81,9 +94,10 @@ class LesionComparison:
         before_mask: The earlier capture's lesion mask.
         after_mask: The later capture's lesion mask (its own frame).
         registration: The later capture registered onto the earlier.
-        before_measure: Measurements of the earlier capture.
-        after_measure: Measurements of the later capture.
-        change: The change from before to after, with its flags.
+        before_measure: Measurements of the earlier capture (in mm too when it has a scale).
+        after_measure: Measurements of the later capture (likewise).
+        change: The change from before to after, with its flags (from the sizes in pixels
+            corrected by the registration's scale, with or without a scale in mm).
     """
 
     before_id: int
@@ -98,6 +112,13 @@ class LesionComparison:
     before_measure: LesionMeasurement
     after_measure: LesionMeasurement
     change: LesionChange
+
+    @property
+    def units(self) -> str:
+        """:data:`MM` when both captures have a pixel size in mm, else :data:`PX`."""
+        scaled = (self.before_measure.area_mm2 is not None
+                  and self.after_measure.area_mm2 is not None)
+        return MM if scaled else PX
 
     def aligned(self) -> np.ndarray:
         """The later capture warped into the earlier capture's frame (RGB uint8)."""
@@ -117,16 +138,37 @@ class LesionComparison:
                        self.before_mask, self.after_mask, alpha=alpha)
 
     def rows(self) -> list[MeasureRow]:
-        """Area, diameter and colour: before, after, change and flag (see :data:`MEASURES`)."""
+        """Area, diameter and colour: before, after, change and flag (see :data:`MEASURES`).
+
+        Sizes read ``12.4 mm²`` and ``4.1 mm`` when :attr:`units` is :data:`MM`, else
+        ``11310`` (px²) and ``121.0`` (px).
+        """
         before, after, change = self.before_measure, self.after_measure, self.change
+        area, diameter = f"{_MEASURE}.area", f"{_MEASURE}.diameter"
+        sizes: tuple[str, ...]
+        if before.area_mm2 is not None and after.area_mm2 is not None:
+            sizes = (f"{area}_mm", f"{before.area_mm2:.1f} mm²", f"{after.area_mm2:.1f} mm²",
+                     f"{diameter}_mm", f"{before.diameter_mm:.1f} mm",
+                     f"{after.diameter_mm:.1f} mm")
+        else:
+            sizes = (area, f"{before.area_px:d}", f"{after.area_px:d}",
+                     diameter, f"{before.diameter_px:.1f}", f"{after.diameter_px:.1f}")
         return [
-            MeasureRow("area", f"{before.area_px:d}", f"{after.area_px:d}",
-                       _percent(change.area_change), change.area_changed),
-            MeasureRow("diameter", f"{before.diameter_px:.1f}", f"{after.diameter_px:.1f}",
-                       _percent(change.diameter_change), change.diameter_changed),
-            MeasureRow("colour", _lab(before.lab_mean), _lab(after.lab_mean),
-                       f"ΔE {change.colour_delta_e:.1f}", change.colour_changed),
+            MeasureRow("area", *sizes[:3], _percent(change.area_change), change.area_changed),
+            MeasureRow("diameter", *sizes[3:], _percent(change.diameter_change),
+                       change.diameter_changed),
+            MeasureRow("colour", f"{_MEASURE}.colour", _lab(before.lab_mean),
+                       _lab(after.lab_mean), f"ΔE {change.colour_delta_e:.1f}",
+                       change.colour_changed),
         ]
+
+
+_MEASURE = "ui.lesions.measure"
+
+
+def _in_pixels(measure: LesionMeasurement) -> LesionMeasurement:
+    """``measure`` without its sizes in mm (so :func:`compare` corrects by registration)."""
+    return replace(measure, area_mm2=None, diameter_mm=None)
 
 
 def _percent(value: float) -> str:
@@ -140,6 +182,11 @@ def _lab(lab: tuple[float, float, float]) -> str:
 def compare_captures(station: StationService, session: Session, first_id: int,
                      second_id: int) -> LesionComparison:
     """Compare two stored captures (audited reads): the earlier one is the reference.
+
+    Each capture is measured with its own stored pixel size (``mm_per_pixel``, None for one
+    saved with no field of view set). The change is computed from the sizes in pixels
+    corrected by the registration's scale in every case, so the flags do not depend on
+    whether the captures have a scale.
 
     Args:
         station: The station service.
@@ -170,12 +217,14 @@ def compare_captures(station: StationService, session: Session, first_id: int,
         if not mask.any():
             raise ComparisonError("error.compare.no_lesion", id=detail.capture.id)
     registration = register(first.pixels, second.pixels, before_mask, after_mask)
-    before_measure = measure_lesion(first.pixels, before_mask)
-    after_measure = measure_lesion(second.pixels, after_mask)
+    before_measure = measure_lesion(first.pixels, before_mask, first.capture.mm_per_pixel)
+    after_measure = measure_lesion(second.pixels, after_mask, second.capture.mm_per_pixel)
+    change = compare(_in_pixels(before_measure), _in_pixels(after_measure),
+                     after_scale=registration.scale)
     return LesionComparison(
         before_id=first.capture.id, after_id=second.capture.id,
         before_time=first.capture.capture_time, after_time=second.capture.capture_time,
         before_pixels=first.pixels, after_pixels=second.pixels,
         before_mask=before_mask, after_mask=after_mask, registration=registration,
         before_measure=before_measure, after_measure=after_measure,
-        change=compare(before_measure, after_measure, after_scale=registration.scale))
+        change=change)

@@ -285,7 +285,9 @@ class StationService:
     ) -> SavedCapture:
         """Store a frame (lossless) with its labels, then its prediction.
 
-        ``lesion_id``: the lesion the frame shows (one of the visit's patient), or None.
+        ``lesion_id``: the lesion the frame shows (one of the visit's patient), or None. The
+        capture keeps the pixel size of ``camera.field_of_view_mm`` in force now (its
+        ``mm_per_pixel``; None while the field of view is not set).
 
         Raises:
             SyntheticFrameError: For drawn demonstration frames (never patient images).
@@ -302,6 +304,7 @@ class StationService:
             capture_time=dt.datetime.fromtimestamp(frame.timestamp, dt.UTC),
             multispectral_group_id=multispectral_group_id,
             multispectral_index=multispectral_index, lesion_id=lesion_id,
+            field_of_view_mm=self.settings.camera.field_of_view_mm,
         )
         prediction_id = None
         if prediction is not None:

@@ -34,6 +34,7 @@ class CaptureDetails:
     multispectral_group_id: str | None = None
     multispectral_index: int | None = None
     lesion_id: int | None = None
+    field_of_view_mm: float | None = None
 
     @classmethod
     def checked(
@@ -48,14 +49,22 @@ class CaptureDetails:
         multispectral_group_id: str | None = None,
         multispectral_index: int | None = None,
         lesion_id: int | None = None,
+        field_of_view_mm: float | None = None,
     ) -> CaptureDetails:
         """Validate and normalise the details.
 
+        ``field_of_view_mm``: the width the image shows, in mm (the dermatoscope's field of
+        view), or None when not known; the capture's ``mm_per_pixel`` is it divided by the
+        stored image's width.
+
         Raises:
             ValueError: On an empty or too long text or one with control characters, a naive
-                time or one outside the years 1900-2200, or a bad or half a multispectral
-                position.
+                time or one outside the years 1900-2200, a bad or half a multispectral
+                position, or a field of view that is not a positive finite number.
         """
+        if field_of_view_mm is not None and not 0 < field_of_view_mm < float("inf"):
+            raise ValueError(f"field_of_view_mm must be a positive width in mm, got "
+                             f"{field_of_view_mm!r}")
         if (multispectral_group_id is None) != (multispectral_index is None):
             raise ValueError("give both multispectral_group_id and multispectral_index, or neither")
         if multispectral_index is not None:
@@ -74,6 +83,7 @@ class CaptureDetails:
             ),
             multispectral_index=multispectral_index,
             lesion_id=None if lesion_id is None else require_db_integer(lesion_id, "lesion_id"),
+            field_of_view_mm=None if field_of_view_mm is None else float(field_of_view_mm),
         )
 
 
@@ -121,6 +131,8 @@ def insert_capture(
         multispectral_group_id=details.multispectral_group_id,
         multispectral_index=details.multispectral_index,
         lesion_id=details.lesion_id,
+        mm_per_pixel=(None if details.field_of_view_mm is None
+                      else details.field_of_view_mm / encoded.width),
     )
     session.add(capture)
     session.flush()

@@ -234,6 +234,8 @@ class Capture(Base):
     multispectral_index: Mapped[int | None]
     # The lesion this capture shows (migration 0010); captures made before have none.
     lesion_id: Mapped[int | None] = mapped_column(ForeignKey("lesions.id"), index=True)
+    # Pixel size in mm when saved (camera.field_of_view_mm / width; migration 0011), or None.
+    mm_per_pixel: Mapped[float | None] = mapped_column(Float)
 
 
 class Lesion(Base):

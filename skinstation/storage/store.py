@@ -120,6 +120,7 @@ class StationStore(VisitStore):
         multispectral_group_id: str | None = None,
         multispectral_index: int | None = None,
         lesion_id: int | None = None,
+        field_of_view_mm: float | None = None,
     ) -> Capture:
         """Keep one captured image: file first (atomic, fsynced), then row + outbox + audit.
 
@@ -138,6 +139,9 @@ class StationStore(VisitStore):
             multispectral_group_id: Shared id of the band images of one multispectral shot.
             multispectral_index: Position of this band in that shot (give both or neither).
             lesion_id: The lesion it shows (one of the visit's patient), or None.
+            field_of_view_mm: The width the image shows in mm (the dermatoscope's field of
+                view), or None when not known: stored as ``mm_per_pixel`` = it / the stored
+                image's width in pixels (None stays None).
 
         Returns:
             The saved capture.
@@ -146,7 +150,8 @@ class StationStore(VisitStore):
             InvalidImageError: If the image cannot be kept.
             VisitClosedError: If the visit was closed by hand.
             DuplicateError: If the multispectral slot is already taken.
-            ValueError: If the lesion is not one of the visit's patient (nothing is stored).
+            ValueError: If the lesion is not one of the visit's patient, or the field of view
+                is not a positive number (nothing is stored).
         """
         details = CaptureDetails.checked(
             band=band,
@@ -158,6 +163,7 @@ class StationStore(VisitStore):
             multispectral_group_id=multispectral_group_id,
             multispectral_index=multispectral_index,
             lesion_id=lesion_id,
+            field_of_view_mm=field_of_view_mm,
         )
         encoded = encode_image(image)
         with self.database.transaction() as session:

@@ -133,7 +133,7 @@ def test_two_lesions_followed_over_two_visits(qtbot, make_window, station) -> No
     expected = compare_captures(service, session, back_2, back_1)
     assert (expected.before_id, expected.after_id) == (back_1, back_2)
     shown = [[timeline.measures.item(r, c).text() for c in range(4)] for r in range(3)]
-    assert shown == [[text(f"ui.lesions.measure.{row.key}", "en"), row.before, row.after,
+    assert shown == [[text(row.label_key, "en"), row.before, row.after,
                       f"▲ {row.change}" if row.changed else row.change]
                      for row in expected.rows()]
     assert shown[0][1] == str(expected.before_measure.area_px)
@@ -143,6 +143,10 @@ def test_two_lesions_followed_over_two_visits(qtbot, make_window, station) -> No
     assert timeline.change_summary.text() == (
         f"▲ Changed: {', '.join(flagged)}" if flagged
         else "No measured change above the thresholds.")
+    # no field of view set: sizes in pixels, and the line says how to measure in mm
+    assert expected.units == "px" and not timeline.units_note.isHidden()
+    assert timeline.units_note.text() == ("Sizes in pixels: set the dermatoscope's field of "
+                                          "view in Settings to measure in mm.")
     assert not timeline.side_view.image.isNull() and not timeline.overlay_view.image.isNull()
     before_overlay = timeline.overlay_view.image.copy()
     timeline.opacity.setValue(90)

@@ -147,6 +147,28 @@ def test_leaving_settings_with_unsaved_edits_asks(qtbot, make_window, station):
     assert "min_focus = 6.0" in config.read_text()
 
 
+def test_the_dermatoscope_field_of_view_is_set_and_cleared(qtbot, make_window, station):
+    window, screen = open_settings(qtbot, make_window, station)
+    fov, config = screen.field_of_view, station.home / "settings.toml"
+    assert fov.value() == 0.0 and fov.text() == "not known"
+    assert fov.accessibleName() == "Dermatoscope field of view (mm)"
+    assert screen.changes() == {}
+    fov.setValue(25.0)
+    assert screen.changes() == {"camera": {"field_of_view_mm": 25.0}}
+    qtbot.mouseClick(screen.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.settings.camera.field_of_view_mm == 25.0,
+                    timeout=TIMEOUT)
+    assert window.ctx.require_service().settings.camera.field_of_view_mm == 25.0
+    assert "field_of_view_mm = 25.0" in config.read_text()
+    assert screen.changes() == {}
+    fov.setValue(0.0)  # back to "not known": the key leaves the file
+    assert screen.changes() == {"camera": {"field_of_view_mm": None}}
+    qtbot.mouseClick(screen.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.settings.camera.field_of_view_mm is None,
+                    timeout=TIMEOUT)
+    assert "field_of_view_mm" not in config.read_text()
+
+
 # -- point 11: sync status and enrollment ------------------------------------------------------
 
 

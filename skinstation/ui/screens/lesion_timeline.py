@@ -4,7 +4,9 @@ The patient's lesions are those of the open visit's patient (or the one chosen l
 lines chosen and "Compare" show the pair registered onto the earlier capture, side by side and
 overlaid (opacity slider), with area, diameter and colour before, after and their change,
 flagged where :mod:`skinstation.inference.lesion_change` counts it as changed
-(:func:`skinstation.services.lesion_compare.compare_captures` does the work). Under the list,
+(:func:`skinstation.services.lesion_compare.compare_captures` does the work). Sizes are in mm
+when both captures were taken with the dermatoscope's field of view set, else in pixels, and a
+line under the table says how to get mm. Under the list,
 the lesion's overview photo with the lesion marked on it
 (:class:`~skinstation.ui.widgets.lesion_overview.LesionOverviewPanel`).
 """
@@ -27,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from skinstation.services.lesion_compare import LesionComparison, compare_captures
+from skinstation.services.lesion_compare import PX, LesionComparison, compare_captures
 from skinstation.services.lesions import LesionService
 from skinstation.services.report import lesion_report, local_time
 from skinstation.storage.lesions import LesionInfo
@@ -102,6 +104,10 @@ class LesionTimelineScreen(Screen):
         self.change_summary = QLabel(self)
         self.change_summary.setObjectName("changeSummary")
         self.change_summary.setWordWrap(True)
+        self.units_note = QLabel(self)
+        self.units_note.setObjectName("compareUnits")
+        self.units_note.setWordWrap(True)
+        self.units_note.setVisible(False)
         self.message = MessageBar("lesionsMessage", self)
         self.overview = LesionOverviewPanel(ctx, self.message, self)
         self.overview.changed.connect(self._overview_changed)
@@ -126,6 +132,7 @@ class LesionTimelineScreen(Screen):
         right.addWidget(self.overlay_view, 1)
         right.addLayout(slider)
         right.addWidget(self.measures)
+        right.addWidget(self.units_note)
         right.addWidget(self.change_summary)
         columns = QHBoxLayout()
         columns.addLayout(left, 1)
@@ -279,6 +286,8 @@ class LesionTimelineScreen(Screen):
             self.overlay_view.clear()
             self.measures.setRowCount(0)
             self.change_summary.setText("")
+            self.units_note.setText("")
+            self.units_note.setVisible(False)
             return
         self.side_view.set_array(comparison.side_by_side())
         self.side_view.set_caption(tr("ui.lesions.pair", before=local_time(
@@ -288,12 +297,13 @@ class LesionTimelineScreen(Screen):
         self.measures.setRowCount(len(rows))
         for number, row in enumerate(rows):
             change = f"{CHANGED_MARK} {row.change}" if row.changed else row.change
-            for column, value in enumerate((tr(f"ui.lesions.measure.{row.key}"), row.before,
-                                            row.after, change)):
+            for column, value in enumerate((tr(row.label_key), row.before, row.after, change)):
                 item = QTableWidgetItem(value)
                 item.setToolTip(value)
                 self.measures.setItem(number, column, item)
-        flagged = [tr(f"ui.lesions.measure.{row.key}") for row in rows if row.changed]
+        flagged = [tr(row.label_key) for row in rows if row.changed]
+        self.units_note.setText(tr("ui.lesions.units_px") if comparison.units == PX else "")
+        self.units_note.setVisible(comparison.units == PX)
         self.change_summary.setText(
             tr("ui.lesions.changed", measures=", ".join(flagged)) if flagged
             else tr("ui.lesions.unchanged"))

@@ -1,5 +1,8 @@
 """Station settings (administrators): camera, light, model, sync server, thresholds, language.
 
+The dermatoscope's field of view (mm, 0 reads "not known") gives captures their pixel size in
+mm (``camera.field_of_view_mm``).
+
 The spin boxes and combo boxes take the mouse wheel only while focused (the wheel scrolls the
 page otherwise), and leaving the screen with unsaved edits asks: save, discard or stay.
 """
@@ -25,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from skinstation.services.model_text import metrics_lines
 from skinstation.services.models import ModelInfo
-from skinstation.settings import Settings
+from skinstation.settings import MAX_FIELD_OF_VIEW_MM, Settings
 from skinstation.ui.context import StationContext
 from skinstation.ui.screens.base import Screen
 from skinstation.ui.screens.operators import OperatorsBox
@@ -88,7 +91,12 @@ class SettingsScreen(Screen):
         self.port.setObjectName("illuminatorPort")
         camera.addRow(QLabel(self), self.source)
         camera.addRow(QLabel(self), self.folder)
+        self.field_of_view = QDoubleSpinBox(self)
+        self.field_of_view.setObjectName("fieldOfView")
+        self.field_of_view.setRange(0, MAX_FIELD_OF_VIEW_MM)  # 0: not known
+        self.field_of_view.setDecimals(2)
         camera.addRow(QLabel(self), self.port)
+        camera.addRow(QLabel(self), self.field_of_view)
         self.sync_box, sync = self._box("syncBox")
         self.engine_url = QLineEdit(self)
         self.engine_url.setObjectName("engineUrl")
@@ -119,7 +127,7 @@ class SettingsScreen(Screen):
         self.save_button.clicked.connect(self.save)
         self.message = MessageBar("settingsMessage", self)
         for widget in (self.language, self.idle, self.source, self.folder, self.port,
-                       self.engine_url, *self.quality.values()):
+                       self.field_of_view, self.engine_url, *self.quality.values()):
             widget.setMinimumHeight(44)
 
         content = QWidget(self)
@@ -164,6 +172,8 @@ class SettingsScreen(Screen):
         self._label_row(self.camera_box, 0, tr("ui.settings.source"), self.source)
         self._label_row(self.camera_box, 1, tr("ui.settings.folder"), self.folder)
         self._label_row(self.camera_box, 2, tr("ui.settings.port"), self.port)
+        self._label_row(self.camera_box, 3, tr("ui.settings.field_of_view"), self.field_of_view)
+        self.field_of_view.setSpecialValueText(tr("ui.settings.field_of_view_unknown"))
         self.folder.setPlaceholderText(tr("ui.settings.folder_placeholder"))
         self.port.setPlaceholderText(tr("ui.settings.port_placeholder"))
         self.sync_box.setTitle(tr("ui.settings.sync"))
@@ -184,6 +194,7 @@ class SettingsScreen(Screen):
         self.source.setCurrentText(settings.camera.source)
         self.folder.setText(settings.camera.simulator_folder)
         self.port.setText(settings.camera.illuminator_port)
+        self.field_of_view.setValue(settings.camera.field_of_view_mm or 0.0)
         self.engine_url.setText(settings.sync.engine_url)
         for name, spin in self.quality.items():
             spin.setValue(float(getattr(settings.quality, name)))
@@ -196,7 +207,8 @@ class SettingsScreen(Screen):
             "idle_lock_minutes": round(self.idle.value(), 1),
             "camera": {"source": self.source.currentText().strip() or "auto",
                        "simulator_folder": self.folder.text().strip(),
-                       "illuminator_port": self.port.text().strip()},
+                       "illuminator_port": self.port.text().strip(),
+                       "field_of_view_mm": round(self.field_of_view.value(), 2) or None},
             "sync": {"engine_url": self.engine_url.text().strip()},
             "quality": {n: round(s.value(), s.decimals()) for n, s in self.quality.items()},
         }
