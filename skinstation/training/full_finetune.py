@@ -22,7 +22,10 @@ never of what ran before: a resumed run takes exactly the steps the uninterrupte
 and the same loop runs data-parallel (``LoopContext.rank``/``world``): each process takes its
 share of every global batch, the summed gradients are all-reduced, and every process takes
 the same optimiser step. With frozen BatchNorm that is the single-process step (up to
-floating-point summation order and the dropout masks).
+floating-point summation order and the dropout masks). With ``full_batchnorm_stats`` it is
+not: each process normalises with the statistics of its own share of the batch (plain
+BatchNorm, not SyncBatchNorm), so a DDP run of the end-to-end recipe differs from a
+single-process run by more than noise, and the running statistics kept are rank 0's.
 """
 
 from __future__ import annotations
