@@ -34,6 +34,7 @@ from skinstation.services.lesions import LesionService
 from skinstation.services.station import StationService
 from skinstation.settings import CameraSettings, Settings
 from skinstation.storage import StationStore
+from skinstation.storage.captures import CaptureDetails
 from skinstation.storage.database import alembic_config, current_revision, head_revision
 from skinstation.storage.models import Base
 from skinstation.ui.errors import describe_error
@@ -316,3 +317,13 @@ def test_migration_0011_adds_the_scale_column_both_ways(settings: Settings,
                                       ).all() == [(saved[0], None), (saved[1], None)]
             assert compare_metadata(MigrationContext.configure(
                 connection, opts={"compare_type": True}), Base.metadata) == []
+
+
+@pytest.mark.parametrize("bad", [0, -25.0, float("nan"), float("inf"), "25", True])
+def test_a_bad_field_of_view_is_refused_before_anything_is_stored(bad) -> None:
+    with pytest.raises(ValueError, match=r"^field_of_view_mm must be a positive width in mm, "
+                                         r"got "):
+        at = datetime(2026, 12, 4, tzinfo=UTC)
+        CaptureDetails.checked(band="white", body_site="back", device_id="scope-1",
+                               operator_id=1, access_time=at, capture_time=at,
+                               field_of_view_mm=bad)

@@ -146,7 +146,7 @@ class LesionComparison:
         before, after, change = self.before_measure, self.after_measure, self.change
         area, diameter = f"{_MEASURE}.area", f"{_MEASURE}.diameter"
         sizes: tuple[str, ...]
-        if before.area_mm2 is not None and after.area_mm2 is not None:
+        if self.units == MM:
             sizes = (f"{area}_mm", f"{before.area_mm2:.1f} mm²", f"{after.area_mm2:.1f} mm²",
                      f"{diameter}_mm", f"{before.diameter_mm:.1f} mm",
                      f"{after.diameter_mm:.1f} mm")

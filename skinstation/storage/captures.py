@@ -62,7 +62,10 @@ class CaptureDetails:
                 time or one outside the years 1900-2200, a bad or half a multispectral
                 position, or a field of view that is not a positive finite number.
         """
-        if field_of_view_mm is not None and not 0 < field_of_view_mm < float("inf"):
+        if field_of_view_mm is not None and (
+                isinstance(field_of_view_mm, bool)
+                or not isinstance(field_of_view_mm, int | float)
+                or not 0 < field_of_view_mm < float("inf")):
             raise ValueError(f"field_of_view_mm must be a positive width in mm, got "
                              f"{field_of_view_mm!r}")
         if (multispectral_group_id is None) != (multispectral_index is None):
