@@ -60,6 +60,26 @@ def test_rejection_threshold_quantile():
     assert (scores > threshold).mean() <= 0.05
 
 
+def test_rejection_threshold_holds_the_cancers_to_the_same_rate():
+    # 90 typical non-cancers (scores 0..89) and 10 cancers that all look less typical (80..98)
+    scores = np.concatenate([np.arange(90, dtype=float), np.arange(80, 100, 2, dtype=float)])
+    cancer = np.arange(100) >= 90
+    overall = fit_rejection_threshold(scores, 0.1)
+    assert overall == 86.0  # 9 of 100 above it ...
+    assert (scores > overall).sum() == 9
+    assert (scores[cancer] > overall).sum() == 6  # ... but 6 of the 10 cancers
+    protected = fit_rejection_threshold(scores, 0.1, protected=cancer)
+    assert protected == 98.0  # the cancers' own 90% quantile (method "higher")
+    assert (scores[cancer] > protected).sum() == 0
+    assert (scores > protected).sum() == 0
+    # when the cancers are typical the overall rate decides, as before
+    typical = np.arange(100) < 10
+    assert fit_rejection_threshold(scores, 0.1, protected=typical) == overall
+    assert fit_rejection_threshold(scores, 0.1, protected=np.zeros(100, bool)) == overall
+    with pytest.raises(ValueError, match="protected mask has shape"):
+        fit_rejection_threshold(scores, 0.1, protected=cancer[:50])
+
+
 def test_class_metrics_exact():
     truth = np.array([0, 0, 0, 1, 1, 2])
     pred = np.array([0, 0, 1, 1, 2, 2])

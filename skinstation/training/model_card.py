@@ -14,6 +14,16 @@ def _f(value: Any) -> str:
     return str(value)
 
 
+def _cancer_rate(assess: dict[str, Any]) -> str:
+    """How the not-assessable threshold treats validation cancers ('' for older files)."""
+    rate = assess.get("val_false_rejection_cancer")
+    if rate is None:
+        return ""
+    return (f", with validation skin cancers held to the same rate (rejected: "
+            f"{_f(float(assess.get('val_false_rejection', float('nan'))))} of all, "
+            f"{_f(float(rate))} of cancers)")
+
+
 def _ci(pair: list[float] | None) -> str:
     return f"[{_f(pair[0])}, {_f(pair[1])}]" if pair else ""
 
@@ -179,7 +189,8 @@ dermatologist.
   {_f(referral.get('specificity', float('nan')))} on validation).
 - Not assessable: {assess.get('method', 'none')} score on the network's features, threshold
   {_f(assess.get('threshold') or float('nan'))} fitted at a
-  {_f(assess.get('false_rejection_target', float('nan')))} false-rejection rate on validation.
+  {_f(assess.get('false_rejection_target', float('nan')))} false-rejection rate on
+  validation{_cancer_rate(assess)}.
 - Preprocessing (stored in the file): {metadata.preprocess}.
 - File: {size_bytes / 1e6:.1f} MB, content sha256 `{metadata.content_sha256}`, created
   {metadata.created_at}; {_fingerprint(metadata)}.

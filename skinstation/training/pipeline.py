@@ -174,7 +174,7 @@ def fit_operating_points(
     assess = AssessabilityModel.fit_mahalanobis(train_pooled, train_labels, len(taxonomy.classes),
                                                 method=ASSESSABILITY_METHOD)
     scores = np.array(assess.scores(outputs.pooled, outputs.logits), np.float64)
-    assess.threshold = fit_rejection_threshold(scores, false_rejection)
+    assess.threshold = fit_rejection_threshold(scores, false_rejection, protected=cancer)
     # the referral as the station shows it: a rejected image shows no flag
     referral = fit_referral_threshold(p_cancer, cancer, target_sensitivity,
                                       assessable=(scores <= assess.threshold)
@@ -182,6 +182,7 @@ def fit_operating_points(
     assess_meta = assess.metadata(
         false_rejection_target=false_rejection,
         val_false_rejection=float((scores > assess.threshold).mean()),
+        val_false_rejection_cancer=float((scores[cancer] > assess.threshold).mean()),
     )
     return temperature, {"referral": referral, "assessability": assess_meta}, assess
 

@@ -38,7 +38,8 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
 
     Temperature, referral threshold and decision offsets are refitted on the validation split;
     the weights and the assessability statistics are kept (its threshold is refitted on
-    validation when ``false_rejection`` is given, and its score switched to another method that
+    validation when ``false_rejection`` is given, holding the validation cancers to the same
+    rate, and its score switched to another method that
     uses the same stored statistics when ``assessability_method`` is). ``size`` changes the
     input size the network sees at inference (a network trained with random-scale crops can
     do better slightly above its training size); the not-assessable threshold is then refitted
@@ -75,6 +76,7 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
         plain_classifier = Classifier.load(Path(scratch) / "plain.safetensors", warm_up=False)
     val_outputs = run_model(plain_classifier, val, log=log)
     assessability = dict(metadata.assessability)
+    cancer = np.array([r.group(taxonomy) == SKIN_CANCER for r in val])
     if assessability_method is not None and false_rejection is None:
         false_rejection = float(assessability.get("false_rejection_target", 0.03))
     if false_rejection is not None:
@@ -82,15 +84,17 @@ def recalibrate_model(model: Path, source: str, split_path: Path, output: Path,
         if assessability_method is not None:
             assess.method = assessability["method"] = assessability_method
         scores = np.array(assess.scores(val_outputs.pooled, val_outputs.logits), np.float64)
-        threshold = fit_rejection_threshold(scores, false_rejection)
-        assessability.update(threshold=threshold, false_rejection_target=false_rejection,
-                             val_false_rejection=float((scores > threshold).mean()))
+        threshold = fit_rejection_threshold(scores, false_rejection, protected=cancer)
+        assessability.update(
+            threshold=threshold, false_rejection_target=false_rejection,
+            val_false_rejection=float((scores > threshold).mean()),
+            val_false_rejection_cancer=float((scores[cancer] > threshold).mean()))
         log(f"assessability threshold {threshold:.2f} at validation false rejection "
-            f"{assessability['val_false_rejection']:.3f}")
+            f"{assessability['val_false_rejection']:.3f} "
+            f"(cancers {assessability['val_false_rejection_cancer']:.3f})")
     temperature = fit_temperature(val_outputs.calibration_logits, class_labels(val, taxonomy))
     p_cancer = (softmax(val_outputs.calibration_logits, temperature) @ taxonomy.group_matrix())[
         :, taxonomy.groups.index(SKIN_CANCER)]
-    cancer = np.array([r.group(taxonomy) == SKIN_CANCER for r in val])
     shown = val_outputs.assessable
     if false_rejection is not None:  # the refitted threshold decides what the station rejects
         shown = scores <= assessability["threshold"]
