@@ -92,6 +92,62 @@ def test_logit_adjusted_loss_adds_the_log_prior():
     assert float(weighted.weight[2] / weighted.weight[0]) == pytest.approx(15.0)
 
 
+def test_the_loss_prior_counts_each_image_as_often_as_an_epoch_visits_it():
+    from skinstation.training.trainer import replay_visits, training_loss
+
+    # 90 base images of class 0 replayed at 0.25 visits, 10 confirmed cases of class 1 at 4:
+    # an epoch shows 22.5 of class 0 and 40 of class 1, so the prior is 0.36 / 0.64, not the
+    # 0.9 / 0.1 of the list
+    labels = np.array([0] * 90 + [1] * 10)
+    config = TrainConfig(full_epochs=1, full_base_visits=0.25, full_case_visits=4.0)
+    visits = replay_visits(config, 100, cases=10)
+    assert visits is not None and visits.tolist() == [0.25] * 90 + [4.0] * 10
+    assert replay_visits(TrainConfig(full_epochs=1), 100, cases=10) is None
+    loss = training_loss(labels, 2, "logit_adjusted", visits=visits)
+    assert np.exp(loss.log_prior.numpy()).tolist() == pytest.approx([0.36, 0.64])
+    listed = training_loss(labels, 2, "logit_adjusted")
+    assert np.exp(listed.log_prior.numpy()).tolist() == pytest.approx([0.9, 0.1])
+    sqrt = training_loss(labels, 2, "sqrt", visits=visits)
+    assert float(sqrt.weight[0] / sqrt.weight[1]) == pytest.approx((40 / 22.5) ** 0.5)
+    with pytest.raises(ValueError, match="visits has shape"):
+        training_loss(labels, 2, "logit_adjusted", visits=visits[:50])
+
+
+def test_a_warm_start_with_replay_trains_on_the_prior_of_what_it_visits(
+        tiny_manifest, tmp_path, monkeypatch):
+    # the bug: a re-learning job visited 480 confirmed cases 4 times and the base data 0.25
+    # times an epoch (cases 47 % of what training saw) while the logit-adjusted loss corrected
+    # for the listed prior (cases 5 %), so it pushed the network towards the clinic's classes
+    # and the deployed model's validation score fell from 0.674 to 0.590 in one epoch
+    import skinstation.training.trainer as trainer
+
+    records, _ = load_manifest(tiny_manifest)
+    classes = load_taxonomy().classes
+    base, cases = records[:30], records[30:35]
+    seen: dict = {}
+
+    def loop(network, train_images, y_train, val_images, y_val, loss_fn, config, *rest):
+        seen["prior"] = np.exp(loss_fn.log_prior.numpy())
+        seen["labels"], seen["visits"] = y_train, rest[-1]
+        return []
+
+    monkeypatch.setattr(trainer, "finetune_network", loop)
+    config = TrainConfig(full_epochs=1, head_epochs=0, finetune_epochs=0,
+                         class_weighting="logit_adjusted", full_base_visits=0.25,
+                         full_case_visits=4.0)
+    start = build_network("mobilenet_v2", 7, pretrained=True).state_dict()
+    result = train_classifier(base + cases, records[35:], classes, config, tmp_path / "c",
+                              log=lambda m: None, initial_state=start, cases=len(cases))
+    assert seen["visits"].tolist() == [0.25] * 30 + [4.0] * 5
+    stream = np.bincount(seen["labels"], weights=seen["visits"], minlength=7)
+    expected = np.maximum(stream, 1.0) / np.maximum(stream, 1.0).sum()
+    assert seen["prior"].tolist() == pytest.approx(expected.tolist(), rel=1e-6)
+    listed = np.maximum(np.bincount(seen["labels"], minlength=7), 1)
+    assert not np.allclose(seen["prior"], listed / listed.sum())
+    assert result.train_visits is not None and result.train_visits.tolist() == \
+        seen["visits"].tolist()
+
+
 def test_feature_flips_are_the_eight_symmetries_of_the_square():
     from skinstation.training.trainer import flip_features
 

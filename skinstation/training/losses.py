@@ -17,9 +17,10 @@ class LogitAdjustedLoss(nn.Module):
     ``balanced`` weighting).
     """
 
-    def __init__(self, labels: np.ndarray, num_classes: int, label_smoothing: float = 0.0) -> None:
+    def __init__(self, labels: np.ndarray, num_classes: int, label_smoothing: float = 0.0,
+                 visits: np.ndarray | None = None) -> None:
         super().__init__()
-        self.register_buffer("log_prior", torch.tensor(log_prior(labels, num_classes),
+        self.register_buffer("log_prior", torch.tensor(log_prior(labels, num_classes, visits),
                                                        dtype=torch.float32))
         self.label_smoothing = label_smoothing
 
@@ -29,28 +30,49 @@ class LogitAdjustedLoss(nn.Module):
                                            label_smoothing=self.label_smoothing)
 
 
-def log_prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Log class frequencies of the training labels (a class never seen counts once)."""
-    counts = np.maximum(np.bincount(labels, minlength=num_classes), 1).astype(np.float64)
+def class_counts(labels: np.ndarray, num_classes: int,
+                 visits: np.ndarray | None = None) -> np.ndarray:
+    """How often training meets each class: label counts, or visits per image summed.
+
+    With ``visits`` (expected visits per image and epoch, as a re-learning fine-tune replays
+    the base data at 0.25 and visits each confirmed case 4 times) a class counts as often as
+    the training stream shows it, not as often as it is listed. A class never seen counts once.
+    """
+    weights = None if visits is None else np.asarray(visits, np.float64)
+    if weights is not None and weights.shape != np.shape(labels):
+        raise ValueError(f"visits has shape {weights.shape}, labels {np.shape(labels)}")
+    counts = np.bincount(labels, weights=weights, minlength=num_classes).astype(np.float64)
+    return np.maximum(counts, 1.0)
+
+
+def log_prior(labels: np.ndarray, num_classes: int,
+              visits: np.ndarray | None = None) -> np.ndarray:
+    """Log class frequencies of the training stream (see :func:`class_counts`)."""
+    counts = class_counts(labels, num_classes, visits)
     return np.log(counts / counts.sum())
 
 
 def training_loss(labels: np.ndarray, num_classes: int, mode: str,
-                  label_smoothing: float = 0.0) -> nn.Module:
-    """The imbalance-aware loss a class-weighting mode names (see :func:`class_weights`)."""
+                  label_smoothing: float = 0.0, visits: np.ndarray | None = None) -> nn.Module:
+    """The imbalance-aware loss a class-weighting mode names (see :func:`class_weights`).
+
+    ``visits`` weights each image's label by how often an epoch visits it, so the prior the
+    loss corrects (or the weights it gives) is that of the images training actually sees.
+    """
     if mode == "logit_adjusted":
-        return LogitAdjustedLoss(labels, num_classes, label_smoothing)
-    return nn.CrossEntropyLoss(weight=class_weights(labels, num_classes, mode),
+        return LogitAdjustedLoss(labels, num_classes, label_smoothing, visits)
+    return nn.CrossEntropyLoss(weight=class_weights(labels, num_classes, mode, visits),
                                label_smoothing=label_smoothing)
 
 
-def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tensor:
+def class_weights(labels: np.ndarray, num_classes: int, mode: str,
+                  visits: np.ndarray | None = None) -> torch.Tensor:
     """Per-class loss weights: ``balanced`` (1/n), ``sqrt`` (1/sqrt n) or ``none``; mean 1.
 
-    ``logit_adjusted`` also gives unit weights: its loss corrects the prior instead.
+    ``logit_adjusted`` also gives unit weights: its loss corrects the prior instead. ``n`` is
+    the class's count in the training stream (:func:`class_counts`).
     """
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    counts = np.maximum(counts, 1.0)
+    counts = class_counts(labels, num_classes, visits)
     if mode == "balanced":
         weights = 1.0 / counts
     elif mode == "sqrt":

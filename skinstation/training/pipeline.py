@@ -274,7 +274,13 @@ def seal_stage(request: BuildRequest, trained: Trained, log: Log = print_log) ->
 
 
 def _training_prior(config: TrainConfig, labels: np.ndarray, num_classes: int) -> list[float]:
-    """The prior a logit-adjusted loss left out of the logits (stored in the model file)."""
+    """The training population's prior, which shown probabilities put back (stored in the file).
+
+    A logit-adjusted loss leaves the prior of the images it was shown out of the logits (with
+    replay, that of the visited stream, see :func:`skinstation.training.losses.class_counts`);
+    the probabilities the station shows put back the prior of the labelled population the model
+    serves: the training labels, each counted once.
+    """
     if config.class_weighting != "logit_adjusted":
         return []
     return [float(v) for v in log_prior(labels, num_classes)]

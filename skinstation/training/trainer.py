@@ -126,6 +126,22 @@ class TrainResult:
     val_features: np.ndarray
     train_features: np.ndarray
     train_labels: np.ndarray
+    train_visits: np.ndarray | None = None
+    """Visits per training image and epoch of the full fine-tune (None: each image once)."""
+
+
+def replay_visits(config: TrainConfig, count: int, cases: int) -> np.ndarray | None:
+    """Expected visits per training image and epoch of the full fine-tune.
+
+    The last ``cases`` images are expert-confirmed cases, visited ``full_case_visits`` times;
+    the others, replayed base data, ``full_base_visits`` times. None when every image is
+    visited once.
+    """
+    if (config.full_base_visits, config.full_case_visits) == (1.0, 1.0):
+        return None
+    visits = np.full(count, config.full_base_visits)
+    visits[count - cases:] = config.full_case_visits
+    return visits
 
 
 @torch.inference_mode()
@@ -231,19 +247,21 @@ def train_classifier(
         start_id = _state_key(initial_state) if initial_state is not None else "imagenet"
         context = context or LoopContext()
         if context.checkpoint is None and cache_dir is not None:
-            key = _key(config.to_dict(), train_id, val_id, start_id)
+            # "stream-prior": the loss's prior counts visits (checkpoints of the earlier loss,
+            # which counted labels, are not resumed)
+            key = _key(config.to_dict(), train_id, val_id, start_id, "stream-prior")
             context = dataclasses.replace(context, checkpoint=cache_dir / f"full-{key}.pt")
-        visits = None
-        if (config.full_base_visits, config.full_case_visits) != (1.0, 1.0):
-            visits = np.full(len(y_train), config.full_base_visits)
-            visits[len(y_train) - cases:] = config.full_case_visits
+        visits = replay_visits(config, len(y_train), cases)
+        if visits is not None:  # the prior (or weights) of the stream the epochs visit
+            loss_fn = training_loss(y_train, len(classes), config.class_weighting,
+                                    config.label_smoothing, visits)
         history += finetune_network(network, train_images, y_train, val_images, y_val, loss_fn,
                                     config, None, log, context, visits)
         seconds["full_finetune"] = time.monotonic() - started
         if context.rank != 0:  # rank 0 calibrates and evaluates; the others are done
             network.eval()
             empty = np.zeros((0, 0), np.float32)
-            return TrainResult(network, history, seconds, empty, empty, empty, y_train)
+            return TrainResult(network, history, seconds, empty, empty, empty, y_train, visits)
         started = time.monotonic()
         val_logits, val_pooled = network_outputs(
             network, val_images, config.preprocess, Progress("validation outputs",
@@ -259,7 +277,8 @@ def train_classifier(
     network.eval()
     log(f"[train] done in {format_seconds(sum(seconds.values()))}: " + ", ".join(
         f"{k} {format_seconds(v)}" for k, v in seconds.items()))
-    return TrainResult(network, history, seconds, val_logits, val_pooled, train_pooled, y_train)
+    return TrainResult(network, history, seconds, val_logits, val_pooled, train_pooled, y_train,
+                       visits if config.full_epochs > 0 else None)
 
 
 def _state_key(state: dict[str, torch.Tensor]) -> str:
