@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +16,6 @@ from skinstation.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Workers share the machine's cores: one math thread each (inherited by the processes a
-    # test starts). With torch's default of one per core, OpenMP threads of two workers
-    # fought, and the bundled model's evaluation ran 4.7 times slower than alone.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
-_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
 def _data_dir() -> Path:
@@ -62,15 +54,6 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
-
-
-@pytest.fixture(autouse=True)
-def one_math_thread_per_worker() -> Iterator[None]:
-    """Under xdist, set torch back to one thread after a test that asked for more (training)."""
-    yield
-    torch = sys.modules.get("torch")
-    if _WORKER and torch is not None and torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
