@@ -201,7 +201,10 @@ def locked_test_metrics(model_path: Path, split_path: Path, split: Any,
     A model built by the learning unit on this very split file (its ``split`` for the base
     data, one of its ``also`` entries for other clinics) and these records (its data
     fingerprint names the split's records fingerprint) already holds the metrics, computed by
-    the same evaluation; they are reused. Any other model is evaluated.
+    the same evaluation; they are reused. Any other model is evaluated, and so is one whose
+    stored figures predate the referral as the station shows it (no ``threshold_only`` part:
+    its referral counted flags on images the station rejects, so the candidate would be held
+    to a figure the deployed model never showed).
     """
     from skinstation.inference.model_file import read_metadata
 
@@ -212,7 +215,8 @@ def locked_test_metrics(model_path: Path, split_path: Path, split: Any,
               else [str(entry[1]) for entry in training.get("also", [])])
     same_split = any(s and Path(s).resolve() == split_path.resolve() for s in splits)
     fingerprints = metadata.data_fingerprint.rpartition(":")[2].split("+")
-    if (stored and same_split and stored.get("images") == len(test)
+    shown = "threshold_only" in (stored or {}).get("referral", {})
+    if (stored and shown and same_split and stored.get("images") == len(test)
             and split.records_fingerprint in fingerprints):
         return stored, "stored in the model file (built on this locked split)"
     return evaluate_locked(model_path, test, log), "evaluated by this job"
