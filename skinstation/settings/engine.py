@@ -32,6 +32,11 @@ class EngineSettings:
             warm-started retraining.
         base_visits, case_visits: Expected visits per epoch of each base image (replay) and
             of each expert-confirmed case.
+        case_validation_share: Share of the reviewed cases' patients (whole patients, chosen
+            by a hash of the patient key, so the same ones every job) held out of training
+            and added to the validation pool that keeps the best epoch and fits the operating
+            points; only when at least ``MIN_PATIENTS_TO_HOLD_OUT`` patients have cases. 0
+            trains on every case.
         train_views, head_epochs, finetune_epochs, batch_size, train_threads: Retraining
             hyper-parameters (see ``TrainConfig``; the first four only without warm start).
         train_processes: 1 trains inside the worker; N > 1 trains with PyTorch DDP under
@@ -72,6 +77,7 @@ class EngineSettings:
     full_lr: float = 5e-5
     base_visits: float = 0.5
     case_visits: float = 4.0
+    case_validation_share: float = 0.2
     train_views: int = 4
     head_epochs: int = 30
     finetune_epochs: int = 6

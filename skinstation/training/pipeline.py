@@ -59,6 +59,9 @@ class BuildRequest:
         config: Training hyper-parameters.
         extra_records: Additional training records (e.g. expert-confirmed synced cases);
             they only ever join the training split.
+        validation_records: Additional validation records (confirmed cases of patients held
+            out of training): they join the validation pool that keeps the best epoch and
+            fits the operating points, never the test sets.
         eval_sources: Extra sources evaluated in full (never trained on).
         target_sensitivity: Skin-cancer sensitivity the referral threshold must reach on val.
         false_rejection: Fraction of validation images the assessability check may reject.
@@ -82,6 +85,7 @@ class BuildRequest:
     output: Path
     config: TrainConfig = field(default_factory=TrainConfig)
     extra_records: Sequence[Record] = ()
+    validation_records: Sequence[Record] = ()
     eval_sources: Sequence[str] = ()
     target_sensitivity: float = 0.95
     false_rejection: float = 0.03
@@ -211,6 +215,7 @@ def train_stage(request: BuildRequest, log: Log = print_log) -> Trained:
     taxonomy = load_taxonomy()
     train, val, test, others, split_fingerprint = load_training_sets(request, log)
     train = train + list(request.extra_records)
+    val = val + list(request.validation_records)
     log(f"split {request.split_path}" + "".join(f" + {s}" for _, s in request.also)
         + f": train {len(train)}, val {len(val)}, test {len(test)}"
         + "".join(f", {name} {len(r)}" for name, r in others.items()))

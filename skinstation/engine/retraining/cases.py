@@ -23,6 +23,34 @@ from skinstation.training.sources import Record
 
 CASE_PREFIX = "engine-"
 _CHUNK = 500
+MIN_PATIENTS_TO_HOLD_OUT = 10
+"""Fewer patients than this with cases: every case trains (a share of them tells nothing)."""
+
+
+def hold_out_patients(records: Sequence[Record], share: float
+                      ) -> tuple[list[Record], list[Record]]:
+    """Split reviewed cases by patient into training cases and validation cases.
+
+    ``round(share × patients)`` whole patients go to validation, chosen by the sha256 of
+    their patient key (a job tomorrow holds out the same patients, plus some of the new
+    ones), so no patient is both trained on and validated on. With fewer than
+    :data:`MIN_PATIENTS_TO_HOLD_OUT` patients, or ``share`` 0, every case trains.
+
+    Returns:
+        ``(train, validation)``, each in the records' order.
+
+    Raises:
+        ValueError: If ``share`` is not in [0, 1).
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"case validation share must be in [0, 1), got {share}")
+    patients = sorted({r.split_key for r in records},
+                      key=lambda key: hashlib.sha256(key.encode("utf-8")).hexdigest())
+    if len(patients) < MIN_PATIENTS_TO_HOLD_OUT or share == 0:
+        return list(records), []
+    held = set(patients[: round(share * len(patients))])
+    return ([r for r in records if r.split_key not in held],
+            [r for r in records if r.split_key in held])
 
 
 def case_uid(record: Record) -> str:

@@ -29,17 +29,24 @@ from skinstation.training.sources import Record
 SPEC_NAME = "ddp-spec.json"
 
 
+def _record_spec(r: Record) -> dict[str, str]:
+    return {"image_path": str(r.image_path), "image_id": r.image_id, "dx": r.dx,
+            "lesion_id": r.lesion_id, "patient_id": r.patient_id, "source": r.source,
+            "true_group": r.true_group}
+
+
+def _spec_record(r: dict[str, str]) -> Record:
+    return Record(Path(r["image_path"]), r["image_id"], r["dx"], r["lesion_id"],
+                  r["patient_id"], r["source"], r.get("true_group", ""))
+
+
 def write_spec(request: Any, path: Path) -> Path:
     """Write a ``BuildRequest`` as the JSON spec every rank reads."""
     spec = {
         "source": request.source, "split_path": str(request.split_path),
         "output": str(request.output), "config": request.config.to_dict(),
-        "extra_records": [
-            {"image_path": str(r.image_path), "image_id": r.image_id, "dx": r.dx,
-             "lesion_id": r.lesion_id, "patient_id": r.patient_id, "source": r.source,
-             "true_group": r.true_group}
-            for r in request.extra_records
-        ],
+        "extra_records": [_record_spec(r) for r in request.extra_records],
+        "validation_records": [_record_spec(r) for r in request.validation_records],
         "eval_sources": list(request.eval_sources),
         "target_sensitivity": request.target_sensitivity,
         "false_rejection": request.false_rejection,
@@ -74,9 +81,8 @@ def read_spec(spec: dict[str, Any]) -> Any:
     return BuildRequest(
         source=spec["source"], split_path=Path(spec["split_path"]),
         output=Path(spec["output"]), config=TrainConfig(**values),
-        extra_records=[Record(Path(r["image_path"]), r["image_id"], r["dx"], r["lesion_id"],
-                              r["patient_id"], r["source"], r.get("true_group", ""))
-                       for r in spec["extra_records"]],
+        extra_records=[_spec_record(r) for r in spec["extra_records"]],
+        validation_records=[_spec_record(r) for r in spec.get("validation_records", [])],
         eval_sources=list(spec.get("eval_sources", [])),
         target_sensitivity=float(spec["target_sensitivity"]),
         false_rejection=float(spec["false_rejection"]),

@@ -8,7 +8,8 @@ Run by the worker process (never by the API). Steps:
    station forwarded is only a proposal and never trains) that is a fine class, taken in a
    white-light band, whose image verifies. Cases that show a validation or locked-test image
    (even re-encoded or rescaled) are left out: the test set is never trained on.
-3. Train with the learning unit (``build_model``; the cases join the training split only):
+3. Train with the learning unit (``build_model``; the cases join the training split, except
+   the patients ``engine.case_validation_share`` holds out, who join the validation pool):
    by default a warm start from the deployed model's weights with its recipe (loss,
    augmentation, preprocessing), fine-tuning the whole network on the cases
    (``engine.case_visits`` per epoch) while replaying the base data and the other clinics'
@@ -42,7 +43,7 @@ from skinstation.engine.errors import EngineError
 from skinstation.engine.ingest.models import Capture, ExamSession, Patient
 from skinstation.engine.models import service as registry
 from skinstation.engine.models.models import ModelStatus
-from skinstation.engine.retraining.cases import cases_fingerprint, claim_cases
+from skinstation.engine.retraining.cases import cases_fingerprint, claim_cases, hold_out_patients
 from skinstation.engine.retraining.gate import GateMetrics, decide
 from skinstation.engine.retraining.schemas import JobOut
 from skinstation.engine.review.models import ORIGIN_ENGINE, Review
@@ -340,20 +341,26 @@ def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
     if len(extras) < engine.min_reviewed_cases:
         raise RetrainingError(f"only {len(extras)} reviewed case(s) left after erasures; "
                               f"retraining needs at least {engine.min_reviewed_cases}")
+    share = float(params.get("case_validation_share", engine.case_validation_share))
+    train_cases, validation_cases = hold_out_patients(extras, share)
+    if validation_cases:
+        log(f"reviewed cases: {len(validation_cases)} of {len(extras)} (whole patients, "
+            f"{share:.0%}) held out for validation, {len(train_cases)} trained on")
     candidate_path = job_dir / f"{version}.safetensors"
     source_spec = _absolute_source(source, settings.data_dir)
     # the cache is shared by jobs: prepared base images (keyed by path and preprocessing) are
     # made once, not again for every job; a retried job resumes its own checkpoint there
     request = BuildRequest(
         source=source_spec, split_path=split_path, output=candidate_path, config=config,
-        extra_records=extras, version=version, parent_version=current.version,
+        extra_records=train_cases, validation_records=validation_cases, version=version,
+        parent_version=current.version,
         cache_dir=db.paths.home / "cache", report_dir=job_dir / "reports", also=also,
         init_model=current_path if warm else None,
         min_sensitivity=dict(read_metadata(current_path).training.get("min_sensitivity", {})),
     )
     if warm:
         log(f"retraining from the deployed model {current.version}: whole network, "
-            f"{config.full_epochs} epoch(s), {len(extras)} reviewed case(s) at "
+            f"{config.full_epochs} epoch(s), {len(train_cases)} reviewed case(s) at "
             f"{config.full_case_visits} and base data at {config.full_base_visits} visits per "
             f"image and epoch, other clinics: {len(also)} source(s)")
     else:
@@ -386,6 +393,7 @@ def run_job(db: EngineDatabase, job: JobOut, log: Log) -> JobOutcome:
     report = {
         "job_id": job.job_id, "base_source": source_spec, "locked_split": str(split_path),
         "locked_test_images": len(test), "reviewed_cases_used": len(extras),
+        "reviewed_cases_validation": len(validation_cases),
         "reviewed_cases_skipped": dict(skipped), "training_seconds": round(seconds, 1),
         "cases_fingerprint": cases_fingerprint(extras),
         "train_processes": int(params.get("train_processes", engine.train_processes)),
