@@ -9,6 +9,7 @@ import pytest
 
 from skinstation.engine.retraining.cases import MIN_PATIENTS_TO_HOLD_OUT, hold_out_patients
 from skinstation.engine.retraining.ddp import read_spec, write_spec
+from skinstation.settings import Settings
 from skinstation.training.pipeline import BuildRequest
 from skinstation.training.sources import Record
 
@@ -41,6 +42,15 @@ def test_few_patients_or_share_zero_train_on_every_case():
     assert hold_out_patients(many, 0.0) == (many, [])
     with pytest.raises(ValueError, match=r"case validation share must be in \[0, 1\)"):
         hold_out_patients(many, 1.0)
+
+
+@pytest.mark.parametrize("share", [1.0, -0.1, 2])
+def test_a_share_outside_0_to_1_is_refused_when_the_settings_are_read(tmp_path: Path, share):
+    config = tmp_path / "settings.toml"
+    config.write_text(f"[engine]\ncase_validation_share = {share}\n")
+    with pytest.raises(ValueError, match=r"engine\.case_validation_share must be in \[0, 1\)"):
+        Settings.load(env={}, config_file=config)
+    assert Settings.load(env={}).engine.case_validation_share == 0.2
 
 
 def test_the_ddp_spec_carries_the_held_out_cases(tmp_path: Path):

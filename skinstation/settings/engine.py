@@ -96,3 +96,9 @@ class EngineSettings:
     login_queue: int = 32
     retention_years: int = 0
     encrypt_at_rest: bool = True
+
+    def __post_init__(self) -> None:
+        # said when the settings are read, not when a job has loaded its data hours later
+        if not 0 <= self.case_validation_share < 1:
+            raise ValueError("engine.case_validation_share must be in [0, 1) (0 trains on "
+                             f"every reviewed case), got {self.case_validation_share}")
